@@ -1,0 +1,197 @@
+//! Turns a challenge into evidence: validates the request, quotes through the TPM and
+//! reads the measured-boot log. Everything the verifier needs, nothing it must trust.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use vigil_proto::binding::{NONCE_LEN, qualifying_data};
+use vigil_proto::v1::{Evidence, EventLog, PcrBank, TpmEvidence, TpmQuote};
+
+use crate::tpm::{MAX_PCR_INDEX, Tpm, TpmError, bank_from_name};
+
+/// Largest event log the attester will send (real logs are tens of KiB).
+pub const MAX_EVENT_LOG_BYTES: u64 = 16 * 1024 * 1024;
+
+/// PCRs quoted when a request names none: the firmware and boot-loader PCRs.
+pub const DEFAULT_PCRS: [u32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+
+/// Where Linux exposes the firmware's TCG event log.
+pub const DEFAULT_EVENT_LOG: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
+
+/// Everything needed to answer challenges on one host.
+pub struct Collector {
+    tpm: Arc<Mutex<Tpm>>,
+    node_id: String,
+    event_log_path: PathBuf,
+}
+
+impl Collector {
+    pub fn new(tpm: Tpm, node_id: String, event_log_path: PathBuf) -> Self {
+        Collector {
+            tpm: Arc::new(Mutex::new(tpm)),
+            node_id,
+            event_log_path,
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// Runs `f` with the TPM; the TPM serves one command stream at a time.
+    pub fn with_tpm<T>(&self, f: impl FnOnce(&mut Tpm) -> Result<T, TpmError>) -> Result<T, TpmError> {
+        let mut tpm = self
+            .tpm
+            .lock()
+            .map_err(|_| TpmError::Request("an earlier TPM call panicked".into()))?;
+        f(&mut tpm)
+    }
+
+    /// Evidence for `nonce` over `pcrs` in `banks` (empty: every allocated bank).
+    pub fn evidence(&self, nonce: &[u8], pcrs: &[u32], banks: &[String]) -> Result<Evidence, TpmError> {
+        if nonce.len() != NONCE_LEN {
+            return Err(TpmError::Request(format!(
+                "nonce must be {NONCE_LEN} bytes, got {}",
+                nonce.len()
+            )));
+        }
+        let pcrs = normalise_pcrs(pcrs)?;
+        // The GPU collector is not part of this build: no GPU evidence, and the binding
+        // commits to exactly that (the empty list).
+        let gpus = Vec::new();
+        let qualifying = qualifying_data(nonce, &gpus);
+        let (ak_public, quote) = self.with_tpm(|tpm| {
+            let banks = choose_banks(tpm, banks)?;
+            let quote = tpm.quote(&qualifying, &banks, &pcrs)?;
+            Ok((tpm.ak_public_tpm2b()?, quote))
+        })?;
+        let pcr_banks = quote
+            .pcrs
+            .into_iter()
+            .map(|(bank, values)| PcrBank {
+                bank: bank.to_owned(),
+                values: values.into_iter().collect(),
+            })
+            .collect();
+        Ok(Evidence {
+            nonce: nonce.to_vec(),
+            node_id: self.node_id.clone(),
+            tpm: Some(TpmEvidence {
+                ak_public,
+                quote: Some(TpmQuote {
+                    attest: quote.attest,
+                    signature: quote.signature,
+                }),
+                pcrs: pcr_banks,
+            }),
+            event_log: Some(read_event_log(&self.event_log_path)),
+            gpus,
+            attester_version: env!("CARGO_PKG_VERSION").to_owned(),
+        })
+    }
+}
+
+/// Sorted, de-duplicated PCR indices; the defaults when none are asked for.
+pub fn normalise_pcrs(pcrs: &[u32]) -> Result<Vec<u32>, TpmError> {
+    let mut out: Vec<u32> = if pcrs.is_empty() {
+        DEFAULT_PCRS.to_vec()
+    } else {
+        pcrs.to_vec()
+    };
+    if let Some(bad) = out.iter().find(|&&index| index > MAX_PCR_INDEX) {
+        return Err(TpmError::Request(format!(
+            "PCR index {bad} is out of range 0..={MAX_PCR_INDEX}"
+        )));
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// The requested banks the TPM has, or all allocated ones when none are named.
+pub fn choose_banks(tpm: &mut Tpm, requested: &[String]) -> Result<Vec<HashingAlgorithm>, TpmError> {
+    let allocated = tpm.allocated_banks()?;
+    if requested.is_empty() {
+        return Ok(allocated);
+    }
+    let mut chosen = Vec::new();
+    for name in requested {
+        let alg = bank_from_name(name)
+            .ok_or_else(|| TpmError::Request(format!("unknown PCR bank {name:?}")))?;
+        if !allocated.contains(&alg) {
+            return Err(TpmError::Request(format!(
+                "PCR bank {name} is not allocated on this TPM"
+            )));
+        }
+        if !chosen.contains(&alg) {
+            chosen.push(alg);
+        }
+    }
+    Ok(chosen)
+}
+
+/// Reads the event log; a missing file is reported as such, not as an error, because
+/// many hosts (VMs without vTPM logs, swtpm) have none. The verifier decides what that means.
+pub fn read_event_log(path: &Path) -> EventLog {
+    let source = path.display().to_string();
+    let absent = |note: String| EventLog {
+        present: false,
+        data: Vec::new(),
+        source: source.clone(),
+        note,
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return absent(format!("no event log at {source}"));
+        }
+        Err(e) => return absent(format!("event log at {source} is unreadable: {e}")),
+    };
+    use std::io::Read;
+    let mut data = Vec::new();
+    // securityfs reports size 0, so read with a cap instead of trusting metadata.
+    match file.take(MAX_EVENT_LOG_BYTES + 1).read_to_end(&mut data) {
+        Ok(_) if data.len() as u64 > MAX_EVENT_LOG_BYTES => absent(format!(
+            "event log at {source} exceeds {MAX_EVENT_LOG_BYTES} bytes; not sent"
+        )),
+        Ok(_) => EventLog {
+            present: true,
+            data,
+            source,
+            note: String::new(),
+        },
+        Err(e) => absent(format!("event log at {source} could not be read: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pcr_lists_are_sorted_deduplicated_and_bounded() {
+        assert_eq!(normalise_pcrs(&[7, 0, 7, 3]).unwrap(), vec![0, 3, 7]);
+        assert_eq!(normalise_pcrs(&[]).unwrap(), DEFAULT_PCRS.to_vec());
+        assert!(normalise_pcrs(&[24]).is_err());
+    }
+
+    #[test]
+    fn a_missing_event_log_is_reported_not_fatal() {
+        let log = read_event_log(Path::new("/nonexistent/vigil/binary_bios_measurements"));
+        assert!(!log.present);
+        assert!(log.note.contains("no event log"));
+    }
+
+    #[test]
+    fn an_event_log_is_sent_unmodified() {
+        let dir = std::env::temp_dir().join(format!("vigil-collect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.bin");
+        std::fs::write(&path, b"\x00\x01\x02").unwrap();
+        let log = read_event_log(&path);
+        assert!(log.present);
+        assert_eq!(log.data, b"\x00\x01\x02");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

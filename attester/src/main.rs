@@ -1,0 +1,181 @@
+//! `vigil-attester`: runs on a GPU host and proves what it runs, with its TPM.
+
+mod collect;
+mod service;
+mod tpm;
+mod tpm2_tools;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use tonic::transport::Server;
+use vigil_proto::v1::attester_server::AttesterServer;
+
+use crate::collect::{Collector, DEFAULT_EVENT_LOG, choose_banks, normalise_pcrs};
+use crate::service::AttesterService;
+use crate::tpm::{AkAlgorithm, Tpm};
+
+#[derive(Parser)]
+#[command(name = "vigil-attester", version, about = "Vigil attester: TPM-rooted evidence from this host")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve `vigil.v1.Attester` over gRPC.
+    Serve(ServeArgs),
+    /// Make one quote and write it in tpm2-tools' formats (for `tpm2_checkquote`).
+    Quote(QuoteArgs),
+}
+
+#[derive(Args)]
+struct TpmArgs {
+    /// TPM access: `device:/dev/tpmrm0`, or `swtpm:host=127.0.0.1,port=2321` for swtpm.
+    #[arg(long, env = "VIGIL_TCTI", default_value = "device:/dev/tpmrm0")]
+    tcti: String,
+    /// Where the AK is kept between runs (its private part is encrypted by the TPM).
+    #[arg(long, env = "VIGIL_ATTESTER_STATE", default_value = "/var/lib/vigil-attester")]
+    state_dir: PathBuf,
+    /// Kind of AK to create on first use.
+    #[arg(long, value_enum, default_value = "ecc")]
+    ak_alg: AkAlgorithm,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:7443")]
+    listen: String,
+    #[command(flatten)]
+    tpm: TpmArgs,
+    /// Name this host reports; a label, never an identity proof. Default: the hostname.
+    #[arg(long)]
+    node_id: Option<String>,
+    /// The measured-boot event log to send.
+    #[arg(long, default_value = DEFAULT_EVENT_LOG)]
+    event_log: PathBuf,
+}
+
+#[derive(Args)]
+struct QuoteArgs {
+    #[command(flatten)]
+    tpm: TpmArgs,
+    /// Qualifying data for the quote, hex (used as is, like `tpm2_quote -q`).
+    #[arg(long)]
+    nonce: String,
+    /// Directory for ak.pub.pem, ak.pub.tss, quote.msg, quote.sig, quote.pcrs.
+    #[arg(long)]
+    out: PathBuf,
+    /// PCRs to quote, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [0u32, 1, 2, 3, 4, 5, 6, 7])]
+    pcrs: Vec<u32>,
+    /// Banks to quote (default: every allocated one of sha1, sha256, sha384).
+    #[arg(long, value_delimiter = ',')]
+    banks: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Quote(args) => quote(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("vigil-attester: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+fn serve(args: ServeArgs) -> Result<(), AnyError> {
+    let tpm = Tpm::open(&args.tpm.tcti, &args.tpm.state_dir, args.tpm.ak_alg)?;
+    let node_id = args.node_id.unwrap_or_else(hostname);
+    let collector = Arc::new(Collector::new(tpm, node_id, args.event_log));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+        let address = listener.local_addr()?;
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<AttesterServer<AttesterService>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        println!("vigil-attester listening on {address}");
+        Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(AttesterServer::new(AttesterService::new(Arc::clone(&collector))))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                shutdown_signal(),
+            )
+            .await?;
+        Ok::<(), AnyError>(())
+    })?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn quote(args: QuoteArgs) -> Result<(), AnyError> {
+    let nonce = hex::decode(args.nonce.trim_start_matches("0x"))
+        .map_err(|e| format!("--nonce is not hex: {e}"))?;
+    let pcrs = normalise_pcrs(&args.pcrs)?;
+    let mut tpm = Tpm::open(&args.tpm.tcti, &args.tpm.state_dir, args.tpm.ak_alg)?;
+    let banks = choose_banks(&mut tpm, &args.banks)?;
+    let quote = tpm.quote(&nonce, &banks, &pcrs)?;
+    std::fs::create_dir_all(&args.out)?;
+    let write = |name: &str, bytes: &[u8]| -> Result<(), AnyError> {
+        let path = args.out.join(name);
+        std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        Ok(())
+    };
+    write("ak.pub.pem", tpm2_tools::ak_public_pem(tpm.ak_public())?.as_bytes())?;
+    write("ak.pub.tss", &tpm.ak_public_tpm2b()?)?;
+    write("quote.msg", &quote.attest)?;
+    write("quote.sig", &quote.signature)?;
+    write(
+        "quote.pcrs",
+        &tpm2_tools::serialized_pcrs(&quote.selection, &quote.pcrs)?,
+    )?;
+    println!(
+        "wrote ak.pub.pem ak.pub.tss quote.msg quote.sig quote.pcrs to {}\ncheck with: tpm2_checkquote -u ak.pub.pem -m quote.msg -s quote.sig -f quote.pcrs -q {}",
+        args.out.display(),
+        hex::encode(&nonce)
+    );
+    Ok(())
+}
