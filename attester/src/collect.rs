@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use vigil_proto::binding::{NONCE_LEN, qualifying_data};
-use vigil_proto::v1::{Evidence, EventLog, PcrBank, TpmEvidence, TpmQuote};
+use vigil_proto::v1::{EventLog, Evidence, PcrBank, TpmEvidence, TpmQuote};
 
 use crate::tpm::{MAX_PCR_INDEX, Tpm, TpmError, bank_from_name};
 
@@ -40,7 +40,10 @@ impl Collector {
     }
 
     /// Runs `f` with the TPM; the TPM serves one command stream at a time.
-    pub fn with_tpm<T>(&self, f: impl FnOnce(&mut Tpm) -> Result<T, TpmError>) -> Result<T, TpmError> {
+    pub fn with_tpm<T>(
+        &self,
+        f: impl FnOnce(&mut Tpm) -> Result<T, TpmError>,
+    ) -> Result<T, TpmError> {
         let mut tpm = self
             .tpm
             .lock()
@@ -49,7 +52,12 @@ impl Collector {
     }
 
     /// Evidence for `nonce` over `pcrs` in `banks` (empty: every allocated bank).
-    pub fn evidence(&self, nonce: &[u8], pcrs: &[u32], banks: &[String]) -> Result<Evidence, TpmError> {
+    pub fn evidence(
+        &self,
+        nonce: &[u8],
+        pcrs: &[u32],
+        banks: &[String],
+    ) -> Result<Evidence, TpmError> {
         if nonce.len() != NONCE_LEN {
             return Err(TpmError::Request(format!(
                 "nonce must be {NONCE_LEN} bytes, got {}",
@@ -110,7 +118,10 @@ pub fn normalise_pcrs(pcrs: &[u32]) -> Result<Vec<u32>, TpmError> {
 }
 
 /// The requested banks the TPM has, or all allocated ones when none are named.
-pub fn choose_banks(tpm: &mut Tpm, requested: &[String]) -> Result<Vec<HashingAlgorithm>, TpmError> {
+pub fn choose_banks(
+    tpm: &mut Tpm,
+    requested: &[String],
+) -> Result<Vec<HashingAlgorithm>, TpmError> {
     let allocated = tpm.allocated_banks()?;
     if requested.is_empty() {
         return Ok(allocated);

@@ -18,7 +18,11 @@ use crate::service::AttesterService;
 use crate::tpm::{AkAlgorithm, Tpm};
 
 #[derive(Parser)]
-#[command(name = "vigil-attester", version, about = "Vigil attester: TPM-rooted evidence from this host")]
+#[command(
+    name = "vigil-attester",
+    version,
+    about = "Vigil attester: TPM-rooted evidence from this host"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,7 +42,11 @@ struct TpmArgs {
     #[arg(long, env = "VIGIL_TCTI", default_value = "device:/dev/tpmrm0")]
     tcti: String,
     /// Where the AK is kept between runs (its private part is encrypted by the TPM).
-    #[arg(long, env = "VIGIL_ATTESTER_STATE", default_value = "/var/lib/vigil-attester")]
+    #[arg(
+        long,
+        env = "VIGIL_ATTESTER_STATE",
+        default_value = "/var/lib/vigil-attester"
+    )]
     state_dir: PathBuf,
     /// Kind of AK to create on first use.
     #[arg(long, value_enum, default_value = "ecc")]
@@ -125,7 +133,9 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
         Server::builder()
             .add_service(health_service)
             .add_service(reflection)
-            .add_service(AttesterServer::new(AttesterService::new(Arc::clone(&collector))))
+            .add_service(AttesterServer::new(AttesterService::new(Arc::clone(
+                &collector,
+            ))))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener),
                 shutdown_signal(),
@@ -164,7 +174,10 @@ fn quote(args: QuoteArgs) -> Result<(), AnyError> {
         std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
         Ok(())
     };
-    write("ak.pub.pem", tpm2_tools::ak_public_pem(tpm.ak_public())?.as_bytes())?;
+    write(
+        "ak.pub.pem",
+        tpm2_tools::ak_public_pem(tpm.ak_public())?.as_bytes(),
+    )?;
     write("ak.pub.tss", &tpm.ak_public_tpm2b()?)?;
     write("quote.msg", &quote.attest)?;
     write("quote.sig", &quote.signature)?;

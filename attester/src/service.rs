@@ -37,7 +37,8 @@ impl Attester for AttesterService {
     ) -> Result<Response<Evidence>, Status> {
         let request = request.into_inner();
         let selection = request.selection.unwrap_or_default();
-        if selection.pcrs.len() > MAX_SELECTION_ITEMS || selection.banks.len() > MAX_SELECTION_ITEMS {
+        if selection.pcrs.len() > MAX_SELECTION_ITEMS || selection.banks.len() > MAX_SELECTION_ITEMS
+        {
             return Err(Status::invalid_argument("PCR selection is too large"));
         }
         let collector = Arc::clone(&self.collector);

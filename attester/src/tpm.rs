@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use tss_esapi::Context;
 use tss_esapi::abstraction::{AsymmetricAlgorithmSelection, ak, ek};
 use tss_esapi::constants::CapabilityType;
 use tss_esapi::handles::KeyHandle;
@@ -25,7 +26,6 @@ use tss_esapi::structures::{
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
-use tss_esapi::Context;
 
 /// Errors from the TPM or from the AK state on disk; each says which step failed.
 #[derive(Debug, thiserror::Error)]
@@ -225,10 +225,7 @@ impl Tpm {
         )))
     }
 
-    fn read_pcrs(
-        &mut self,
-        mut remaining: PcrSelectionList,
-    ) -> Result<PcrValues, TpmError> {
+    fn read_pcrs(&mut self, mut remaining: PcrSelectionList) -> Result<PcrValues, TpmError> {
         let mut values = PcrValues::new();
         // TPM2_PCR_Read returns at most 8 digests per call: loop until all are read.
         while !remaining.is_empty() {
@@ -373,8 +370,16 @@ fn load_or_create_under_ek(
             SignatureSchemeAlgorithm::RsaSsa,
         ),
     };
-    let created = ak::create_ak_2(context, ek, HashingAlgorithm::Sha256, key, scheme, None, None)
-        .map_err(tpm_step("create the AK"))?;
+    let created = ak::create_ak_2(
+        context,
+        ek,
+        HashingAlgorithm::Sha256,
+        key,
+        scheme,
+        None,
+        None,
+    )
+    .map_err(tpm_step("create the AK"))?;
     std::fs::create_dir_all(&dir).map_err(|source| TpmError::State {
         path: dir.clone(),
         source,
@@ -404,6 +409,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TpmError> {
         source,
     };
     std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }

@@ -57,7 +57,10 @@ pub fn ak_public_pem(public: &Public) -> Result<String, TpmError> {
             let algorithm = der(
                 0x30,
                 &[
-                    der(0x06, &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]),
+                    der(
+                        0x06,
+                        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+                    ),
                     der(0x05, &[]),
                 ]
                 .concat(),
@@ -255,7 +258,12 @@ mod tests {
         let out = serialized_pcrs(&selection, &values).unwrap();
         // Same size and header as a file written by `tpm2_quote -l sha1:0,1+sha256:0,16,23 -o`.
         assert_eq!(out.len(), 668);
-        assert_eq!(out[..20], [2, 0, 0, 0, 4, 0, 3, 3, 0, 0, 0, 0, 0x0b, 0, 3, 1, 0, 0x81, 0, 0]);
+        assert_eq!(
+            out[..20],
+            [
+                2, 0, 0, 0, 4, 0, 3, 3, 0, 0, 0, 0, 0x0b, 0, 3, 1, 0, 0x81, 0, 0
+            ]
+        );
         assert_eq!(out[132..140], [1, 0, 0, 0, 5, 0, 0, 0]);
         assert_eq!(out[140..142], [20, 0]);
     }

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Vigil demo: a software TPM, an attester and a verifier on this machine. The attester's
+# node is challenged, its quote verified, the verdict printed; then an impostor with
+# another AK claims the same node and is refused; then the verdict history is printed.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+# shellcheck source=setup.sh
+source tests/scripts/setup.sh
+vigil_setup
+export TSS2_LOG="${TSS2_LOG:-all+none}"
+
+echo "==> building vigil and vigil-attester"
+cargo build --workspace --bins --quiet
+bin="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/debug"
+
+work="$(mktemp -d -t vigil-demo.XXXXXX)"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_swtpm() {  # $1: state dir; prints the command port
+  local state="$1" port
+  mkdir -p "$state"
+  for _ in $(seq 1 50); do
+    port=$((20000 + RANDOM % 40000))
+    port_free "$port" && port_free $((port + 1)) || continue
+    swtpm socket --tpm2 --tpmstate "dir=$state" \
+      --server "type=tcp,port=$port,bindaddr=127.0.0.1" \
+      --ctrl "type=tcp,port=$((port + 1)),bindaddr=127.0.0.1" \
+      --flags not-need-init,startup-clear --log "file=$state/swtpm.log" &
+    pids+=($!)
+    for _ in $(seq 1 200); do
+      port_free "$port" || { echo "$port"; return 0; }
+      sleep 0.02
+    done
+  done
+  echo "could not start swtpm" >&2
+  return 1
+}
+
+wait_listening() {  # $1: log file; prints the address the server printed
+  for _ in $(seq 1 500); do
+    if grep -q " listening on " "$1" 2>/dev/null; then
+      sed -n 's/.* listening on \([^ ]*\).*/\1/p' "$1" | head -n 1
+      return 0
+    fi
+    sleep 0.02
+  done
+  echo "server did not start; its log:" >&2
+  cat "$1" >&2
+  return 1
+}
+
+echo "==> starting a software TPM (swtpm)"
+tpm_port="$(start_swtpm "$work/tpm")"
+echo "    swtpm on 127.0.0.1:$tpm_port (control $((tpm_port + 1)))"
+
+echo "==> starting vigil-attester (creates and persists an ECC P-256 AK)"
+"$bin/vigil-attester" serve --listen 127.0.0.1:0 --tcti "swtpm:host=127.0.0.1,port=$tpm_port" \
+  --state-dir "$work/attester" --node-id demo-gpu-host >"$work/attester.log" 2>&1 &
+pids+=($!)
+attester="$(wait_listening "$work/attester.log")"
+echo "    attester on $attester"
+
+echo "==> starting the verifier (vigil serve, embedded SQLite at $work/vigil.db)"
+"$bin/vigil" serve --listen 127.0.0.1:0 --db "$work/vigil.db" >"$work/vigil.log" 2>&1 &
+pids+=($!)
+verifier="$(wait_listening "$work/vigil.log")"
+echo "    verifier on $verifier"
+echo "    NOTE: DEV MODE - plaintext gRPC on loopback, no client authentication"
+
+echo
+echo "==> vigil verify --node $attester --verifier http://$verifier"
+"$bin/vigil" verify --node "$attester" --verifier "http://$verifier" && status=0 || status=$?
+echo "    exit code $status (0 = pass, 1 = fail, 2 = error)"
+
+echo
+echo "==> an impostor: another AK (another TPM) claims to be demo-gpu-host"
+tpm2_port="$(start_swtpm "$work/tpm2")"
+"$bin/vigil-attester" serve --listen 127.0.0.1:0 --tcti "swtpm:host=127.0.0.1,port=$tpm2_port" \
+  --state-dir "$work/impostor" --node-id demo-gpu-host >"$work/impostor.log" 2>&1 &
+pids+=($!)
+impostor="$(wait_listening "$work/impostor.log")"
+"$bin/vigil" verify --node "$impostor" --verifier "http://$verifier" && status=0 || status=$?
+echo "    exit code $status (0 = pass, 1 = fail, 2 = error)"
+
+echo
+echo "==> verdict history (vigil history)"
+"$bin/vigil" history --db "$work/vigil.db"

@@ -1,0 +1,306 @@
+//! Harness for Vigil's end-to-end tests: each test starts its own software TPM (swtpm) on a
+//! free port pair, its own attester and verifier processes, and stops them when dropped.
+//! Nothing is shared between tests, so they can run in parallel.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A scratch directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "vigil-e2e-{label}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where cargo put this workspace's binaries (`target/<profile>/`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Path of a workspace binary; panics with the fix if it was not built.
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the end-to-end tests",
+        path.display()
+    );
+    path
+}
+
+/// Is `program` on PATH? The end-to-end tests need swtpm and tpm2-tools.
+pub fn have(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// Fails the test when a required tool is missing (the README's test command installs them).
+pub fn require_tools(tools: &[&str]) {
+    let missing: Vec<&&str> = tools.iter().filter(|tool| !have(tool)).collect();
+    assert!(
+        missing.is_empty(),
+        "missing tools {missing:?}: run the README's test command (`bash .ci/run`), which installs them"
+    );
+}
+
+/// Kill the child when the thread that spawned it dies, so a crashed test leaves no process.
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory shared with the parent.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+fn free_port_pair() -> u16 {
+    loop {
+        let first = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = first.local_addr().expect("local addr").port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn wait_for_port(port: u16, child: &mut Child, deadline: Instant) -> bool {
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// A software TPM 2.0 (swtpm) listening on loopback; its command port is `port`, the
+/// control channel (which the swtpm TCTI also needs) `port + 1`.
+pub struct Swtpm {
+    child: Child,
+    pub port: u16,
+    _state: TempDir,
+}
+
+impl Swtpm {
+    pub fn start() -> Swtpm {
+        require_tools(&["swtpm"]);
+        let state = TempDir::new("swtpm");
+        for _attempt in 0..20 {
+            let port = free_port_pair();
+            let mut command = Command::new("swtpm");
+            command
+                .args(["socket", "--tpm2", "--tpmstate"])
+                .arg(format!("dir={}", state.path().display()))
+                .arg("--server")
+                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                .arg("--ctrl")
+                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+                .args(["--flags", "not-need-init,startup-clear"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            die_with_parent(&mut command);
+            let mut child = command.spawn().expect("spawn swtpm");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            if wait_for_port(port + 1, &mut child, deadline)
+                && wait_for_port(port, &mut child, deadline)
+            {
+                return Swtpm {
+                    child,
+                    port,
+                    _state: state,
+                };
+            }
+            // Lost a race for the ports: try another pair.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("swtpm did not start after 20 attempts");
+    }
+
+    /// TCTI string for tss-esapi and tpm2-tools.
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server process (attester or verifier) that printed "... listening on ADDR".
+pub struct Server {
+    child: Child,
+    pub address: String,
+}
+
+impl Server {
+    /// Starts `command` and waits for its "listening on" line on stdout.
+    pub fn start(mut command: Command) -> Server {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        die_with_parent(&mut command);
+        let mut child = command.spawn().expect("spawn server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let address = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.split(" listening on ").nth(1) {
+                        break rest
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
+                    }
+                }
+                _ => {
+                    let status = child.wait();
+                    panic!("server exited before listening: {status:?}");
+                }
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, address }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Stops the server with SIGTERM (graceful) and waits for it.
+    pub fn stop(mut self) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `vigil-attester serve` on a free port against `tpm`, keeping its AK in `state`.
+pub fn start_attester(tpm: &Swtpm, state: &Path, node_id: &str, extra: &[&str]) -> Server {
+    let mut command = Command::new(binary("vigil-attester"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--tcti"])
+        .arg(tpm.tcti())
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--node-id", node_id])
+        .args([
+            "--event-log",
+            "/nonexistent/vigil-e2e/binary_bios_measurements",
+        ])
+        .args(extra)
+        .env("TSS2_LOG", "all+none");
+    Server::start(command)
+}
+
+/// Starts `vigil serve` on a free port with the database at `db`.
+pub fn start_verifier(db: &Path, extra: &[&str]) -> Server {
+    let mut command = Command::new(binary("vigil"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .args(extra);
+    Server::start(command)
+}
+
+/// Runs a command to completion, with a useful panic if it cannot start.
+pub fn run(command: &mut Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+/// Runs `vigil` with `args`.
+pub fn vigil(args: &[&str]) -> Output {
+    run(Command::new(binary("vigil")).args(args))
+}
+
+/// Runs a tpm2-tools program against `tpm` in `dir`; panics with its stderr on failure.
+pub fn tpm2(tpm: &Swtpm, dir: &Path, program: &str, args: &[&str]) -> Output {
+    let output = run(Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("TPM2TOOLS_TCTI", tpm.tcti())
+        .env("TSS2_LOG", "all+none"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The exit code, or -1 when killed by a signal.
+pub fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

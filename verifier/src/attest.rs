@@ -1,0 +1,356 @@
+//! The verifier's core: issue a challenge, then turn the evidence that answers it into a
+//! verdict. Stateful parts (nonces, the node's recorded AK, the verdict history) live
+//! here; byte-level checks live in `evidence::*` and never touch the store.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use vigil_proto::binding::qualifying_data;
+use vigil_proto::v1::{Evidence, PcrSelection};
+
+use crate::evidence::tpm as tpm_evidence;
+use crate::nonce::{self, DEFAULT_NONCE_TTL_SECS};
+use crate::report::{AK_TRUST_TOFU, AttestationReport, Check, Verdict};
+use crate::store::{NodeRecord, Store, StoreError};
+
+/// PCRs every quote must cover: firmware (0-7) and boot loader (8-9).
+pub const DEFAULT_REQUIRED_PCRS: [u32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+
+/// Largest node id accepted; it is a label and a database key, not a document.
+pub const MAX_NODE_ID_LEN: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    pub nonce_ttl_secs: i64,
+    pub required_pcrs: Vec<u32>,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        VerifierConfig {
+            nonce_ttl_secs: DEFAULT_NONCE_TTL_SECS,
+            required_pcrs: DEFAULT_REQUIRED_PCRS.to_vec(),
+        }
+    }
+}
+
+/// Failures that stop the verifier from reaching any verdict (as opposed to evidence that
+/// fails a check, which is a verdict).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifierError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Nonce(#[from] nonce::NonceError),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("the store lock was poisoned by an earlier panic")]
+    Poisoned,
+}
+
+/// A fresh challenge for one node.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub nonce: Vec<u8>,
+    pub expires_at: i64,
+    pub selection: PcrSelection,
+}
+
+pub struct Verifier {
+    store: Mutex<Store>,
+    config: VerifierConfig,
+}
+
+/// Seconds since the Unix epoch, the verifier's clock for nonces and records.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn validate_node_id(node_id: &str) -> Result<(), VerifierError> {
+    if node_id.is_empty() || node_id.len() > MAX_NODE_ID_LEN {
+        return Err(VerifierError::InvalidRequest(format!(
+            "node id must be 1..={MAX_NODE_ID_LEN} bytes"
+        )));
+    }
+    if node_id.chars().any(char::is_control) {
+        return Err(VerifierError::InvalidRequest(
+            "node id contains control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Verifier {
+    pub fn new(store: Store, config: VerifierConfig) -> Self {
+        Verifier {
+            store: Mutex::new(store),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &VerifierConfig {
+        &self.config
+    }
+
+    fn store(&self) -> Result<std::sync::MutexGuard<'_, Store>, VerifierError> {
+        self.store.lock().map_err(|_| VerifierError::Poisoned)
+    }
+
+    /// Issues a single-use nonce for `node_id` and says which PCRs to quote.
+    pub fn challenge(&self, node_id: &str, now: i64) -> Result<Challenge, VerifierError> {
+        validate_node_id(node_id)?;
+        let store = self.store()?;
+        let nonce = nonce::issue(&store, node_id, now, self.config.nonce_ttl_secs)?;
+        Ok(Challenge {
+            nonce: nonce.to_vec(),
+            expires_at: now.saturating_add(self.config.nonce_ttl_secs),
+            selection: PcrSelection {
+                pcrs: self.config.required_pcrs.clone(),
+                banks: Vec::new(),
+            },
+        })
+    }
+
+    /// Appraises `evidence` from `node_id`. `issued_nonce` is the nonce the caller itself
+    /// obtained from [`Verifier::challenge`] (pull mode); in push mode it is `None` and the
+    /// nonce the evidence carries must be one this verifier issued to `node_id`.
+    /// The verdict is recorded before this returns.
+    pub fn appraise(
+        &self,
+        node_id: &str,
+        issued_nonce: Option<&[u8]>,
+        evidence: &Evidence,
+        now: i64,
+    ) -> Result<AttestationReport, VerifierError> {
+        validate_node_id(node_id)?;
+        let mut store = self.store()?;
+        let mut checks = Vec::new();
+
+        // Freshness first: consuming the nonce also makes any retry of this evidence a replay.
+        let nonce = issued_nonce.unwrap_or(&evidence.nonce);
+        match nonce::consume(&store, nonce, node_id, now) {
+            Ok(()) => checks.push(Check::pass(
+                "nonce.fresh",
+                "issued to this node, unexpired, first use",
+            )),
+            Err(error) => checks.push(Check::fail("nonce.fresh", error.to_string())),
+        }
+        if evidence.nonce.as_slice() == nonce {
+            checks.push(Check::pass(
+                "nonce.echoed",
+                "evidence carries the issued nonce",
+            ));
+        } else {
+            checks.push(Check::fail(
+                "nonce.echoed",
+                format!(
+                    "evidence carries nonce {}, expected {}",
+                    hex::encode(&evidence.nonce),
+                    hex::encode(nonce)
+                ),
+            ));
+        }
+        if !evidence.node_id.is_empty() && evidence.node_id != node_id {
+            checks.push(Check::fail(
+                "node.id",
+                format!(
+                    "evidence names node {:?}, challenge was for {node_id:?}",
+                    evidence.node_id
+                ),
+            ));
+        }
+
+        let recorded = store.node(node_id)?;
+        let mut quoted_pcrs = BTreeMap::new();
+        let mut ak_name = String::new();
+        let mut ak_public_seen: Option<Vec<u8>> = None;
+        match evidence
+            .tpm
+            .as_ref()
+            .and_then(|t| t.quote.as_ref().map(|q| (t, q)))
+        {
+            None => checks.push(Check::fail("tpm.evidence", "no TPM quote in the evidence")),
+            Some((tpm, quote)) => {
+                match tpm_evidence::inspect_ak(&tpm.ak_public) {
+                    Ok(ak) => {
+                        ak_name = hex::encode(&ak.name);
+                        checks.push(ak_attributes_check(&ak));
+                        checks.push(ak_known_check(recorded.as_ref(), &tpm.ak_public, &ak.name));
+                        ak_public_seen = Some(tpm.ak_public.clone());
+                    }
+                    Err(detail) => checks.push(Check::fail("ak.decode", detail)),
+                }
+                let expected = qualifying_data(nonce, &evidence.gpus);
+                match tpm_evidence::verify_quote(
+                    &tpm.ak_public,
+                    &quote.attest,
+                    &quote.signature,
+                    &tpm.pcrs,
+                    &expected,
+                ) {
+                    Ok(verified) => {
+                        checks.push(Check::pass(
+                            "quote.signature",
+                            format!("signed by the AK ({})", verified.signature_scheme),
+                        ));
+                        checks.push(Check::pass(
+                            "quote.qualifying_data",
+                            "commits to this nonce and the GPU evidence presented",
+                        ));
+                        checks.push(Check::pass(
+                            "quote.pcr_digest",
+                            format!("recomputed over {} quoted PCR values", verified.pcr_count()),
+                        ));
+                        checks.push(coverage_check(&self.config.required_pcrs, &verified.pcrs));
+                        quoted_pcrs = verified
+                            .pcrs
+                            .iter()
+                            .map(|(bank, values)| {
+                                (
+                                    bank.clone(),
+                                    values.iter().map(|(i, v)| (*i, hex::encode(v))).collect(),
+                                )
+                            })
+                            .collect();
+                    }
+                    Err(failure) => checks.push(Check::fail(failure.check, failure.detail)),
+                }
+            }
+        }
+
+        checks.push(event_log_check(evidence));
+        if !evidence.gpus.is_empty() {
+            // Deny by default: evidence this build cannot verify is not a pass.
+            checks.push(Check::fail(
+                "gpu.evidence",
+                format!(
+                    "{} GPU report(s) presented, but this verifier cannot verify GPU evidence yet",
+                    evidence.gpus.len()
+                ),
+            ));
+        }
+
+        let mut report = AttestationReport::new(node_id, nonce, now, checks);
+        report.ak_name = ak_name;
+        report.quoted_pcrs = quoted_pcrs;
+        report.ak_trust = recorded
+            .as_ref()
+            .map(|r| r.ak_trust.clone())
+            .unwrap_or_else(|| AK_TRUST_TOFU.to_owned());
+
+        // Trust on first use: record the AK only when everything else checked out.
+        if recorded.is_none() && report.verdict == Verdict::Pass {
+            if let Some(ak_public) = ak_public_seen {
+                let inserted = store.insert_node(&NodeRecord {
+                    node_id: node_id.to_owned(),
+                    ak_public,
+                    ak_name: hex::decode(&report.ak_name).unwrap_or_default(),
+                    ak_trust: AK_TRUST_TOFU.to_owned(),
+                    address: None,
+                    first_seen: now,
+                    last_seen: now,
+                    last_verdict: None,
+                })?;
+                if !inserted {
+                    // Another request recorded this node in the meantime: re-check against it.
+                    return Err(VerifierError::InvalidRequest(
+                        "node was registered concurrently; retry".into(),
+                    ));
+                }
+            }
+        }
+        let json = serde_json::to_string(&report)
+            .map_err(|e| VerifierError::InvalidRequest(format!("report serialisation: {e}")))?;
+        let verdict = match report.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+        };
+        store.record_verdict(node_id, nonce, now, verdict, &json)?;
+        Ok(report)
+    }
+}
+
+fn ak_attributes_check(ak: &tpm_evidence::AkFacts) -> Check {
+    if ak.restricted_signing && ak.fixed_tpm {
+        Check::pass(
+            "ak.attributes",
+            format!("{}: restricted signing key, fixedTPM", ak.description),
+        )
+    } else {
+        // An unrestricted key can sign any bytes, including a forged TPMS_ATTEST.
+        Check::fail(
+            "ak.attributes",
+            format!(
+                "{}: an AK must be a restricted signing key bound to its TPM (restricted={}, sign={}, fixedTPM={})",
+                ak.description, ak.restricted, ak.sign, ak.fixed_tpm
+            ),
+        )
+    }
+}
+
+fn ak_known_check(recorded: Option<&NodeRecord>, ak_public: &[u8], ak_name: &[u8]) -> Check {
+    match recorded {
+        None => Check::pass(
+            "ak.known",
+            format!(
+                "first contact: AK {} will be recorded (trust on first use)",
+                hex::encode(ak_name)
+            ),
+        ),
+        Some(node) if node.ak_public == ak_public => Check::pass(
+            "ak.known",
+            format!("same AK as recorded for this node ({})", node.ak_trust),
+        ),
+        Some(node) => Check::fail(
+            "ak.known",
+            format!(
+                "AK {} is not the AK recorded for node {} ({}, first seen {})",
+                hex::encode(ak_name),
+                node.node_id,
+                hex::encode(&node.ak_name),
+                node.first_seen
+            ),
+        ),
+    }
+}
+
+fn coverage_check(required: &[u32], quoted: &BTreeMap<String, BTreeMap<u32, Vec<u8>>>) -> Check {
+    let missing: Vec<u32> = required
+        .iter()
+        .copied()
+        .filter(|index| !quoted.values().any(|bank| bank.contains_key(index)))
+        .collect();
+    if missing.is_empty() {
+        let banks: Vec<&str> = quoted.keys().map(String::as_str).collect();
+        Check::pass(
+            "quote.pcr_coverage",
+            format!("PCRs {required:?} quoted in {}", banks.join("+")),
+        )
+    } else {
+        Check::fail(
+            "quote.pcr_coverage",
+            format!("required PCRs {missing:?} are not in the quote's selection"),
+        )
+    }
+}
+
+fn event_log_check(evidence: &Evidence) -> Check {
+    match &evidence.event_log {
+        Some(log) if log.present => Check::pass(
+            "eventlog.received",
+            format!(
+                "{} bytes from {} (replay against the quote not yet appraised)",
+                log.data.len(),
+                log.source
+            ),
+        ),
+        Some(log) => Check::pass(
+            "eventlog.received",
+            format!("none: {} (boot chain not appraised)", log.note),
+        ),
+        None => Check::pass("eventlog.received", "none sent (boot chain not appraised)"),
+    }
+}

@@ -1,0 +1,12 @@
+//! Vigil's verifier: checks hardware-rooted evidence, appraises it and records verdicts.
+//!
+//! Data flows one way: evidence bytes → `evidence::*` (decode, verify signatures) →
+//! `attest` (freshness, AK identity, checks) → `report` (verdict) → `store` → reply.
+
+pub mod attest;
+pub mod evidence;
+pub mod nonce;
+pub mod pull;
+pub mod report;
+pub mod service;
+pub mod store;

@@ -1,0 +1,322 @@
+//! `vigil`: the verifier's server and command line.
+//!
+//! Exit codes, for shells and scripts: 0 = verified/pass, 1 = evidence failed a check,
+//! 2 = usage, I/O or infrastructure error (nothing was concluded).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use tonic::transport::Server;
+use vigil_proto::v1::AttestNodeRequest;
+use vigil_proto::v1::verifier_client::VerifierClient;
+use vigil_proto::v1::verifier_server::VerifierServer;
+use vigil_verifier::attest::{Verifier, VerifierConfig};
+use vigil_verifier::evidence::tpm::{QuoteFiles, check_quote_files};
+use vigil_verifier::pull::{MAX_EVIDENCE_BYTES, attest_node, endpoint_uri};
+use vigil_verifier::report::{AttestationReport, Verdict};
+use vigil_verifier::service::VerifierService;
+use vigil_verifier::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Vigil: hardware attestation verifier"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve `vigil.v1.Verifier` over gRPC (with health and reflection).
+    Serve(ServeArgs),
+    /// Challenge one node's attester, appraise its evidence and print the verdict.
+    Verify(VerifyArgs),
+    /// The verdicts recorded in the store, oldest first.
+    History(HistoryArgs),
+    /// Offline checks of TPM quotes.
+    Quote {
+        #[command(subcommand)]
+        command: QuoteCommand,
+    },
+}
+
+#[derive(Args)]
+struct StoreArgs {
+    /// The embedded SQLite database (created if missing).
+    #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+    db: PathBuf,
+    /// How long a nonce stays valid, in seconds.
+    #[arg(long, default_value_t = vigil_verifier::nonce::DEFAULT_NONCE_TTL_SECS)]
+    nonce_ttl: i64,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:7444")]
+    listen: String,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The attester to challenge, `host:port` or a URL.
+    #[arg(long)]
+    node: String,
+    /// Ask this running verifier (`vigil serve`) instead of verifying in this process.
+    #[arg(long)]
+    verifier: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    /// The embedded SQLite database.
+    #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+    db: PathBuf,
+    /// Only this node's verdicts.
+    #[arg(long)]
+    node: Option<String>,
+    /// Print every recorded result as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum QuoteCommand {
+    /// Check a quote in tpm2-tools' file formats, like `tpm2_checkquote`.
+    Verify(QuoteVerifyArgs),
+}
+
+#[derive(Args)]
+struct QuoteVerifyArgs {
+    /// AK public key: TPM2B_PUBLIC (`tpm2_createak -u`, `tpm2_readpublic -f tss`) or PEM/DER SPKI.
+    #[arg(long)]
+    ak_pub: PathBuf,
+    /// TPMS_ATTEST (`tpm2_quote -m`).
+    #[arg(long)]
+    message: PathBuf,
+    /// TPMT_SIGNATURE (`tpm2_quote -s`).
+    #[arg(long)]
+    signature: PathBuf,
+    /// PCR values (`tpm2_quote -o`, serialized or `-F values`), or JSON {bank: {index: hex}}.
+    #[arg(long)]
+    pcrs: Option<PathBuf>,
+    /// Expected qualifying data, hex (`tpm2_quote -q`).
+    #[arg(long)]
+    nonce: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => serve(args).map(|()| Verdict::Pass),
+        Command::Verify(args) => verify(args),
+        Command::History(args) => history(args).map(|()| Verdict::Pass),
+        Command::Quote {
+            command: QuoteCommand::Verify(args),
+        } => quote_verify(args),
+    };
+    match outcome {
+        Ok(Verdict::Pass) => ExitCode::SUCCESS,
+        Ok(Verdict::Fail) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("vigil: error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, AnyError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError> {
+    if args.nonce_ttl <= 0 {
+        return Err("--nonce-ttl must be positive".into());
+    }
+    let store = Store::open(&args.db).map_err(|e| format!("opening {}: {e}", args.db.display()))?;
+    Ok(Arc::new(Verifier::new(
+        store,
+        VerifierConfig {
+            nonce_ttl_secs: args.nonce_ttl,
+            ..VerifierConfig::default()
+        },
+    )))
+}
+
+fn serve(args: ServeArgs) -> Result<(), AnyError> {
+    let verifier = open_verifier(&args.store)?;
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+        let address = listener.local_addr()?;
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<VerifierServer<VerifierService>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        println!(
+            "vigil listening on {address} (database {}, DEV MODE: plaintext gRPC, no client authentication)",
+            args.store.db.display()
+        );
+        Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(
+                VerifierServer::new(VerifierService::new(verifier))
+                    .max_decoding_message_size(MAX_EVIDENCE_BYTES),
+            )
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                shutdown_signal(),
+            )
+            .await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn verify(args: VerifyArgs) -> Result<Verdict, AnyError> {
+    let report = runtime()?.block_on(async {
+        match &args.verifier {
+            Some(url) => {
+                let mut client = VerifierClient::connect(endpoint_uri(url))
+                    .await
+                    .map_err(|e| format!("cannot reach the verifier at {url}: {e}"))?;
+                let result = client
+                    .attest_node(AttestNodeRequest {
+                        address: args.node.clone(),
+                    })
+                    .await
+                    .map_err(|s| {
+                        format!("verifier refused AttestNode: {}: {}", s.code(), s.message())
+                    })?
+                    .into_inner();
+                Ok::<_, AnyError>(AttestationReport::from_proto(&result))
+            }
+            None => {
+                let verifier = open_verifier(&args.store)?;
+                Ok(attest_node(verifier, &args.node).await?)
+            }
+        }
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(report.verdict)
+}
+
+fn quote_verify(args: QuoteVerifyArgs) -> Result<Verdict, AnyError> {
+    let nonce = args
+        .nonce
+        .as_deref()
+        .map(|text| hex::decode(text.trim().trim_start_matches("0x")))
+        .transpose()
+        .map_err(|e| format!("--nonce is not hex: {e}"))?;
+    let files = QuoteFiles::read(
+        &args.ak_pub,
+        &args.message,
+        &args.signature,
+        args.pcrs.as_deref(),
+    )?;
+    let result = check_quote_files(&files, nonce.as_deref());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print!("{}", result.render_text());
+    }
+    Ok(result.verdict)
+}
+
+fn history(args: HistoryArgs) -> Result<(), AnyError> {
+    if !args.db.exists() {
+        return Err(format!("no database at {}", args.db.display()).into());
+    }
+    let store = Store::open(&args.db).map_err(|e| format!("opening {}: {e}", args.db.display()))?;
+    let records = store.verdicts(args.node.as_deref())?;
+    if args.json {
+        for record in &records {
+            println!("{}", record.result_json);
+        }
+        return Ok(());
+    }
+    println!(
+        "{:>4}  {:<20}  {:<24}  {:<7}  summary",
+        "id", "time (UTC)", "node", "verdict"
+    );
+    for record in &records {
+        let summary = serde_json::from_str::<AttestationReport>(&record.result_json)
+            .map(|r| r.summary())
+            .unwrap_or_else(|_| "(unreadable result)".into());
+        println!(
+            "{:>4}  {:<20}  {:<24}  {:<7}  {}",
+            record.id,
+            format_unix_utc(record.verified_at),
+            record.node_id,
+            record.verdict.to_uppercase(),
+            summary
+        );
+    }
+    println!(
+        "{} verdict(s); this history is not yet tamper-evident (no Merkle log)",
+        records.len()
+    );
+    Ok(())
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` from Unix seconds (civil-from-days, proleptic Gregorian).
+fn format_unix_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

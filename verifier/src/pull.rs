@@ -1,0 +1,103 @@
+//! Pull mode: the verifier challenges an attester itself (`AttestNode`, `vigil verify`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::transport::Endpoint;
+use vigil_proto::v1::attester_client::AttesterClient;
+use vigil_proto::v1::{GetEvidenceRequest, GetIdentityRequest};
+
+use crate::attest::{Verifier, VerifierError, unix_now};
+use crate::report::AttestationReport;
+
+/// Largest evidence message accepted (event logs are the bulk; real ones are < 1 MiB).
+pub const MAX_EVIDENCE_BYTES: usize = 20 * 1024 * 1024;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("invalid attester address {address:?}: {reason}")]
+    Address { address: String, reason: String },
+    #[error("cannot reach the attester at {address}: {reason}")]
+    Connect { address: String, reason: String },
+    #[error("attester at {address} refused {call}: {status}")]
+    Call {
+        address: String,
+        call: &'static str,
+        status: String,
+    },
+    #[error(transparent)]
+    Verifier(#[from] VerifierError),
+}
+
+/// `host:port` becomes `http://host:port`; explicit schemes are kept.
+pub fn endpoint_uri(address: &str) -> String {
+    if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    }
+}
+
+/// Challenges the attester at `address`, appraises what it returns, records the verdict.
+pub async fn attest_node(
+    verifier: Arc<Verifier>,
+    address: &str,
+) -> Result<AttestationReport, PullError> {
+    let uri = endpoint_uri(address);
+    let endpoint = Endpoint::from_shared(uri.clone())
+        .map_err(|e| PullError::Address {
+            address: address.to_owned(),
+            reason: e.to_string(),
+        })?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT);
+    let channel = endpoint.connect().await.map_err(|e| PullError::Connect {
+        address: uri.clone(),
+        reason: format!(
+            "{e}: {}",
+            std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        ),
+    })?;
+    let mut client = AttesterClient::new(channel).max_decoding_message_size(MAX_EVIDENCE_BYTES);
+    let call_error = |call: &'static str| {
+        let uri = uri.clone();
+        move |status: tonic::Status| PullError::Call {
+            address: uri,
+            call,
+            status: format!("{}: {}", status.code(), status.message()),
+        }
+    };
+    let identity = client
+        .get_identity(GetIdentityRequest {})
+        .await
+        .map_err(call_error("GetIdentity"))?
+        .into_inner();
+    let node_id = identity.node_id;
+    let challenge = {
+        let verifier = Arc::clone(&verifier);
+        let node_id = node_id.clone();
+        tokio::task::spawn_blocking(move || verifier.challenge(&node_id, unix_now()))
+            .await
+            .map_err(|e| VerifierError::InvalidRequest(format!("challenge task: {e}")))??
+    };
+    let evidence = client
+        .get_evidence(GetEvidenceRequest {
+            nonce: challenge.nonce.clone(),
+            selection: Some(challenge.selection),
+            ima_offset: 0,
+        })
+        .await
+        .map_err(call_error("GetEvidence"))?
+        .into_inner();
+    let report = tokio::task::spawn_blocking(move || {
+        verifier.appraise(&node_id, Some(&challenge.nonce), &evidence, unix_now())
+    })
+    .await
+    .map_err(|e| VerifierError::InvalidRequest(format!("appraisal task: {e}")))??;
+    Ok(report)
+}

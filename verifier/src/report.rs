@@ -1,0 +1,256 @@
+//! What the verifier concluded about one piece of evidence: every check it made, in order,
+//! with what it found. The CLI prints it, `--json` serialises it, gRPC carries it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use vigil_proto::v1;
+
+/// Pass only when every check passed: deny unless proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+/// One named check and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Stable dotted name, e.g. `nonce.fresh`, `quote.signature`.
+    pub name: String,
+    pub passed: bool,
+    /// What was found; on failure, what failed and where.
+    pub detail: String,
+}
+
+impl Check {
+    pub fn pass(name: &str, detail: impl Into<String>) -> Self {
+        Check {
+            name: name.to_owned(),
+            passed: true,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn fail(name: &str, detail: impl Into<String>) -> Self {
+        Check {
+            name: name.to_owned(),
+            passed: false,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// How far the node's AK is trusted.
+pub const AK_TRUST_TOFU: &str = "tofu";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationReport {
+    pub node_id: String,
+    pub verdict: Verdict,
+    pub checks: Vec<Check>,
+    /// "tofu": the AK was recorded on first contact and is NOT proven to be in a TPM.
+    pub ak_trust: String,
+    pub ak_name: String,
+    pub nonce: String,
+    pub verified_at: i64,
+    /// Verified PCR values: bank -> PCR index -> hex digest. Only quoted PCRs appear.
+    pub quoted_pcrs: BTreeMap<String, BTreeMap<u32, String>>,
+}
+
+impl AttestationReport {
+    /// Builds the report; the verdict follows from the checks and nothing else.
+    pub fn new(node_id: &str, nonce: &[u8], verified_at: i64, checks: Vec<Check>) -> Self {
+        let verdict = if !checks.is_empty() && checks.iter().all(|c| c.passed) {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
+        AttestationReport {
+            node_id: node_id.to_owned(),
+            verdict,
+            checks,
+            ak_trust: AK_TRUST_TOFU.to_owned(),
+            ak_name: String::new(),
+            nonce: hex::encode(nonce),
+            verified_at,
+            quoted_pcrs: BTreeMap::new(),
+        }
+    }
+
+    pub fn failed_checks(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+
+    /// One line a person can act on.
+    pub fn summary(&self) -> String {
+        match self.verdict {
+            Verdict::Pass => format!(
+                "PASS: node {} - all {} checks passed",
+                self.node_id,
+                self.checks.len()
+            ),
+            Verdict::Fail => {
+                let failed: Vec<&str> = self.failed_checks().map(|c| c.name.as_str()).collect();
+                format!(
+                    "FAIL: node {} - failed: {}",
+                    self.node_id,
+                    failed.join(", ")
+                )
+            }
+        }
+    }
+
+    /// The readable form `vigil verify` prints.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!("node        {}\n", self.node_id));
+        out.push_str(&format!(
+            "verdict     {}\n",
+            match self.verdict {
+                Verdict::Pass => "PASS",
+                Verdict::Fail => "FAIL",
+            }
+        ));
+        out.push_str(&format!("nonce       {}\n", self.nonce));
+        if !self.ak_name.is_empty() {
+            out.push_str(&format!("AK name     {}\n", self.ak_name));
+        }
+        if self.ak_trust == AK_TRUST_TOFU {
+            out.push_str(
+                "AK trust    TRUST ON FIRST USE - the AK was recorded at first contact; it is not yet\n            \
+                 proven to live in a genuine TPM (EK-rooted registration is not implemented)\n",
+            );
+        } else {
+            out.push_str(&format!("AK trust    {}\n", self.ak_trust));
+        }
+        out.push_str("checks\n");
+        for check in &self.checks {
+            out.push_str(&format!(
+                "  [{}] {:<28} {}\n",
+                if check.passed { " ok " } else { "FAIL" },
+                check.name,
+                check.detail
+            ));
+        }
+        for (bank, values) in &self.quoted_pcrs {
+            out.push_str(&format!("quoted PCRs ({bank})\n"));
+            for (index, value) in values {
+                out.push_str(&format!("  {index:>2}: {value}\n"));
+            }
+        }
+        out.push_str(&self.summary());
+        out.push('\n');
+        out
+    }
+
+    pub fn to_proto(&self) -> v1::AttestationResult {
+        v1::AttestationResult {
+            node_id: self.node_id.clone(),
+            verdict: match self.verdict {
+                Verdict::Pass => v1::Verdict::Pass as i32,
+                Verdict::Fail => v1::Verdict::Fail as i32,
+            },
+            checks: self
+                .checks
+                .iter()
+                .map(|c| v1::Check {
+                    name: c.name.clone(),
+                    passed: c.passed,
+                    detail: c.detail.clone(),
+                })
+                .collect(),
+            ak_trust: self.ak_trust.clone(),
+            nonce: hex::decode(&self.nonce).unwrap_or_default(),
+            verified_at_unix: self.verified_at,
+            summary: self.summary(),
+            ak_name_hex: self.ak_name.clone(),
+            quoted_pcrs: self
+                .quoted_pcrs
+                .iter()
+                .map(|(bank, values)| {
+                    (
+                        bank.clone(),
+                        v1::PcrBank {
+                            bank: bank.clone(),
+                            values: values
+                                .iter()
+                                .map(|(i, v)| (*i, hex::decode(v).unwrap_or_default()))
+                                .collect(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Rebuilds a report from the wire (what `vigil verify --verifier` receives).
+    pub fn from_proto(result: &v1::AttestationResult) -> Self {
+        let checks = result
+            .checks
+            .iter()
+            .map(|c| Check {
+                name: c.name.clone(),
+                passed: c.passed,
+                detail: c.detail.clone(),
+            })
+            .collect();
+        let mut report = AttestationReport::new(
+            &result.node_id,
+            &result.nonce,
+            result.verified_at_unix,
+            checks,
+        );
+        // Never upgrade: a result the server called FAIL stays FAIL here.
+        if result.verdict != v1::Verdict::Pass as i32 {
+            report.verdict = Verdict::Fail;
+        }
+        report.ak_trust = result.ak_trust.clone();
+        report.ak_name = result.ak_name_hex.clone();
+        report.quoted_pcrs = result
+            .quoted_pcrs
+            .iter()
+            .map(|(bank, values)| {
+                (
+                    bank.clone(),
+                    values
+                        .values
+                        .iter()
+                        .map(|(i, v)| (*i, hex::encode(v)))
+                        .collect(),
+                )
+            })
+            .collect();
+        report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_is_pass_only_if_every_check_passed() {
+        let pass = AttestationReport::new("n", &[1], 0, vec![Check::pass("a", "")]);
+        assert_eq!(pass.verdict, Verdict::Pass);
+        let fail = AttestationReport::new(
+            "n",
+            &[1],
+            0,
+            vec![Check::pass("a", ""), Check::fail("b", "why")],
+        );
+        assert_eq!(fail.verdict, Verdict::Fail);
+        assert!(fail.summary().contains("failed: b"));
+        let empty = AttestationReport::new("n", &[1], 0, vec![]);
+        assert_eq!(empty.verdict, Verdict::Fail, "no checks is not a pass");
+    }
+
+    #[test]
+    fn proto_round_trip_keeps_failures() {
+        let report =
+            AttestationReport::new("n", &[1, 2], 5, vec![Check::fail("quote.signature", "bad")]);
+        let back = AttestationReport::from_proto(&report.to_proto());
+        assert_eq!(back, report);
+    }
+}

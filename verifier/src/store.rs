@@ -1,0 +1,351 @@
+//! The verifier's embedded SQLite store: nodes and their AKs, nonces, and the verdict history.
+//!
+//! Durability first: WAL with `synchronous=FULL`, so a write that returned is on disk
+//! before the RPC that caused it is answered. The schema is versioned with
+//! `PRAGMA user_version`; each migration runs once, in order, in a transaction.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Errors from the store; they name the operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {operation}: {source}")]
+    Sqlite {
+        operation: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error("database schema version {found} is newer than this build understands ({supported})")]
+    TooNew { found: i64, supported: i64 },
+}
+
+fn db(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Sqlite { operation, source }
+}
+
+/// Each entry moves the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: nodes with their trusted AK, single-use nonces, verdict history.
+    "CREATE TABLE nodes (
+        node_id      TEXT PRIMARY KEY,
+        ak_public    BLOB NOT NULL,
+        ak_name      BLOB NOT NULL,
+        ak_trust     TEXT NOT NULL,
+        address      TEXT,
+        first_seen   INTEGER NOT NULL,
+        last_seen    INTEGER NOT NULL,
+        last_verdict TEXT
+     );
+     CREATE TABLE nonces (
+        nonce        BLOB PRIMARY KEY,
+        node_id      TEXT NOT NULL,
+        issued_at    INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL,
+        used_at      INTEGER
+     );
+     CREATE INDEX nonces_expiry ON nonces(expires_at);
+     CREATE TABLE verdicts (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_id      TEXT NOT NULL,
+        nonce        BLOB NOT NULL,
+        verified_at  INTEGER NOT NULL,
+        verdict      TEXT NOT NULL,
+        result_json  TEXT NOT NULL
+     );
+     CREATE INDEX verdicts_node ON verdicts(node_id, id);",
+];
+
+/// A node as the verifier knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub node_id: String,
+    pub ak_public: Vec<u8>,
+    pub ak_name: Vec<u8>,
+    /// How the AK came to be trusted: "tofu" until EK-rooted registration exists.
+    pub ak_trust: String,
+    pub address: Option<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub last_verdict: Option<String>,
+}
+
+/// A nonce as stored: who it was issued for, until when, whether it was used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceRecord {
+    pub node_id: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// One recorded verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictRecord {
+    pub id: i64,
+    pub node_id: String,
+    pub nonce: Vec<u8>,
+    pub verified_at: i64,
+    pub verdict: String,
+    pub result_json: String,
+}
+
+pub struct Store {
+    connection: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let connection = Connection::open(path).map_err(db("open"))?;
+        Self::prepare(connection)
+    }
+
+    /// An in-memory store, for tests and offline one-shot checks.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::prepare(Connection::open_in_memory().map_err(db("open in memory"))?)
+    }
+
+    fn prepare(mut connection: Connection) -> Result<Self, StoreError> {
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(db("enable WAL"))?;
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(db("set synchronous=FULL"))?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db("set busy timeout"))?;
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(db("read schema version"))?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(StoreError::TooNew {
+                found: version,
+                supported,
+            });
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = connection.transaction().map_err(db("begin migration"))?;
+            tx.execute_batch(migration).map_err(db("migrate schema"))?;
+            tx.pragma_update(None, "user_version", index as i64 + 1)
+                .map_err(db("record schema version"))?;
+            tx.commit().map_err(db("commit migration"))?;
+        }
+        Ok(Store { connection })
+    }
+
+    pub fn insert_nonce(
+        &self,
+        nonce: &[u8],
+        node_id: &str,
+        issued_at: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.connection
+            .execute(
+                "INSERT INTO nonces (nonce, node_id, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![nonce, node_id, issued_at, expires_at],
+            )
+            .map_err(db("store nonce"))?;
+        Ok(())
+    }
+
+    /// Marks the nonce used if, and only if, it is unused and unexpired at `now`; returns
+    /// the record as it was before, so the caller can say why a nonce was refused.
+    /// The check and the mark are one statement: two concurrent uses cannot both win.
+    pub fn consume_nonce(
+        &self,
+        nonce: &[u8],
+        node_id: &str,
+        now: i64,
+    ) -> Result<(bool, Option<NonceRecord>), StoreError> {
+        let before = self
+            .connection
+            .query_row(
+                "SELECT node_id, issued_at, expires_at, used_at FROM nonces WHERE nonce = ?1",
+                params![nonce],
+                |row| {
+                    Ok(NonceRecord {
+                        node_id: row.get(0)?,
+                        issued_at: row.get(1)?,
+                        expires_at: row.get(2)?,
+                        used_at: row.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db("look up nonce"))?;
+        let changed = self
+            .connection
+            .execute(
+                "UPDATE nonces SET used_at = ?3
+                 WHERE nonce = ?1 AND node_id = ?2 AND used_at IS NULL AND expires_at > ?3",
+                params![nonce, node_id, now],
+            )
+            .map_err(db("consume nonce"))?;
+        Ok((changed == 1, before))
+    }
+
+    /// Forgets nonces that expired before `cutoff` (used ones are kept until then too,
+    /// so a replay inside the window is still recognised as a replay).
+    pub fn prune_nonces(&self, cutoff: i64) -> Result<usize, StoreError> {
+        self.connection
+            .execute("DELETE FROM nonces WHERE expires_at < ?1", params![cutoff])
+            .map_err(db("prune nonces"))
+    }
+
+    pub fn node(&self, node_id: &str) -> Result<Option<NodeRecord>, StoreError> {
+        self.connection
+            .query_row(
+                "SELECT node_id, ak_public, ak_name, ak_trust, address, first_seen, last_seen, last_verdict
+                 FROM nodes WHERE node_id = ?1",
+                params![node_id],
+                |row| {
+                    Ok(NodeRecord {
+                        node_id: row.get(0)?,
+                        ak_public: row.get(1)?,
+                        ak_name: row.get(2)?,
+                        ak_trust: row.get(3)?,
+                        address: row.get(4)?,
+                        first_seen: row.get(5)?,
+                        last_seen: row.get(6)?,
+                        last_verdict: row.get(7)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db("look up node"))
+    }
+
+    /// Records a node's AK on first contact. Fails (returns false) if the node exists.
+    pub fn insert_node(&self, node: &NodeRecord) -> Result<bool, StoreError> {
+        let changed = self
+            .connection
+            .execute(
+                "INSERT OR IGNORE INTO nodes
+                 (node_id, ak_public, ak_name, ak_trust, address, first_seen, last_seen, last_verdict)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    node.node_id,
+                    node.ak_public,
+                    node.ak_name,
+                    node.ak_trust,
+                    node.address,
+                    node.first_seen,
+                    node.last_seen,
+                    node.last_verdict
+                ],
+            )
+            .map_err(db("record node"))?;
+        Ok(changed == 1)
+    }
+
+    /// Appends a verdict to the history and updates the node's last verdict, atomically.
+    pub fn record_verdict(
+        &mut self,
+        node_id: &str,
+        nonce: &[u8],
+        verified_at: i64,
+        verdict: &str,
+        result_json: &str,
+    ) -> Result<i64, StoreError> {
+        let tx = self.connection.transaction().map_err(db("begin verdict"))?;
+        tx.execute(
+            "INSERT INTO verdicts (node_id, nonce, verified_at, verdict, result_json)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![node_id, nonce, verified_at, verdict, result_json],
+        )
+        .map_err(db("record verdict"))?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "UPDATE nodes SET last_verdict = ?2, last_seen = ?3 WHERE node_id = ?1",
+            params![node_id, verdict, verified_at],
+        )
+        .map_err(db("update node verdict"))?;
+        tx.commit().map_err(db("commit verdict"))?;
+        Ok(id)
+    }
+
+    /// Recorded verdicts, oldest first; only `node_id`'s when given.
+    pub fn verdicts(&self, node_id: Option<&str>) -> Result<Vec<VerdictRecord>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT id, node_id, nonce, verified_at, verdict, result_json FROM verdicts
+                 WHERE ?1 IS NULL OR node_id = ?1 ORDER BY id",
+            )
+            .map_err(db("prepare verdict query"))?;
+        let rows = statement
+            .query_map(params![node_id], |row| {
+                Ok(VerdictRecord {
+                    id: row.get(0)?,
+                    node_id: row.get(1)?,
+                    nonce: row.get(2)?,
+                    verified_at: row.get(3)?,
+                    verdict: row.get(4)?,
+                    result_json: row.get(5)?,
+                })
+            })
+            .map_err(db("query verdicts"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(db("read verdict row"))
+    }
+
+    pub fn verdict_count(&self) -> Result<i64, StoreError> {
+        self.connection
+            .query_row("SELECT COUNT(*) FROM verdicts", [], |row| row.get(0))
+            .map_err(db("count verdicts"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nonce_is_consumed_once_only() {
+        let store = Store::in_memory().unwrap();
+        store.insert_nonce(b"n1", "node-a", 100, 160).unwrap();
+        let (first, _) = store.consume_nonce(b"n1", "node-a", 110).unwrap();
+        let (second, before) = store.consume_nonce(b"n1", "node-a", 111).unwrap();
+        assert!(first);
+        assert!(!second);
+        assert_eq!(before.unwrap().used_at, Some(110));
+    }
+
+    #[test]
+    fn expired_foreign_and_unknown_nonces_are_refused() {
+        let store = Store::in_memory().unwrap();
+        store.insert_nonce(b"n1", "node-a", 100, 160).unwrap();
+        assert!(!store.consume_nonce(b"n1", "node-a", 160).unwrap().0);
+        store.insert_nonce(b"n2", "node-a", 100, 160).unwrap();
+        assert!(!store.consume_nonce(b"n2", "node-b", 110).unwrap().0);
+        let (ok, before) = store.consume_nonce(b"n3", "node-a", 110).unwrap();
+        assert!(!ok && before.is_none());
+    }
+
+    #[test]
+    fn schema_survives_reopen_and_refuses_newer_versions() {
+        let dir = std::env::temp_dir().join(format!("vigil-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("v.db");
+        {
+            let store = Store::open(&path).unwrap();
+            store.insert_nonce(b"n", "a", 1, 2).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert!(store.consume_nonce(b"n", "a", 1).unwrap().0);
+        store
+            .connection
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        drop(store);
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
