@@ -184,7 +184,7 @@ impl Verifier {
                     Err(detail) => checks.push(Check::fail("ak.decode", detail)),
                 }
                 let expected = qualifying_data(nonce, &evidence.gpus);
-                match tpm_evidence::verify_quote(
+                match tpm_evidence::verify_wire_quote(
                     &tpm.ak_public,
                     &quote.attest,
                     &quote.signature,
@@ -194,7 +194,7 @@ impl Verifier {
                     Ok(verified) => {
                         checks.push(Check::pass(
                             "quote.signature",
-                            format!("signed by the AK ({})", verified.signature_scheme),
+                            format!("signed by the AK ({})", verified.signature),
                         ));
                         checks.push(Check::pass(
                             "quote.qualifying_data",
@@ -210,7 +210,7 @@ impl Verifier {
                             .iter()
                             .map(|(bank, values)| {
                                 (
-                                    bank.clone(),
+                                    bank.name().to_owned(),
                                     values.iter().map(|(i, v)| (*i, hex::encode(v))).collect(),
                                 )
                             })
@@ -242,24 +242,23 @@ impl Verifier {
             .unwrap_or_else(|| AK_TRUST_TOFU.to_owned());
 
         // Trust on first use: record the AK only when everything else checked out.
-        if recorded.is_none() && report.verdict == Verdict::Pass {
-            if let Some(ak_public) = ak_public_seen {
-                let inserted = store.insert_node(&NodeRecord {
-                    node_id: node_id.to_owned(),
-                    ak_public,
-                    ak_name: hex::decode(&report.ak_name).unwrap_or_default(),
-                    ak_trust: AK_TRUST_TOFU.to_owned(),
-                    address: None,
-                    first_seen: now,
-                    last_seen: now,
-                    last_verdict: None,
-                })?;
-                if !inserted {
-                    // Another request recorded this node in the meantime: re-check against it.
-                    return Err(VerifierError::InvalidRequest(
-                        "node was registered concurrently; retry".into(),
-                    ));
-                }
+        if let (None, Verdict::Pass, Some(ak_public)) = (&recorded, report.verdict, ak_public_seen)
+        {
+            let inserted = store.insert_node(&NodeRecord {
+                node_id: node_id.to_owned(),
+                ak_public,
+                ak_name: hex::decode(&report.ak_name).unwrap_or_default(),
+                ak_trust: AK_TRUST_TOFU.to_owned(),
+                address: None,
+                first_seen: now,
+                last_seen: now,
+                last_verdict: None,
+            })?;
+            if !inserted {
+                // Another request recorded this node in the meantime: re-check against it.
+                return Err(VerifierError::InvalidRequest(
+                    "node was registered concurrently; retry".into(),
+                ));
             }
         }
         let json = serde_json::to_string(&report)
@@ -317,14 +316,14 @@ fn ak_known_check(recorded: Option<&NodeRecord>, ak_public: &[u8], ak_name: &[u8
     }
 }
 
-fn coverage_check(required: &[u32], quoted: &BTreeMap<String, BTreeMap<u32, Vec<u8>>>) -> Check {
+fn coverage_check(required: &[u32], quoted: &tpm_evidence::PcrValues) -> Check {
     let missing: Vec<u32> = required
         .iter()
         .copied()
         .filter(|index| !quoted.values().any(|bank| bank.contains_key(index)))
         .collect();
     if missing.is_empty() {
-        let banks: Vec<&str> = quoted.keys().map(String::as_str).collect();
+        let banks: Vec<&str> = quoted.keys().map(|bank| bank.name()).collect();
         Check::pass(
             "quote.pcr_coverage",
             format!("PCRs {required:?} quoted in {}", banks.join("+")),

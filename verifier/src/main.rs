@@ -13,7 +13,7 @@ use vigil_proto::v1::AttestNodeRequest;
 use vigil_proto::v1::verifier_client::VerifierClient;
 use vigil_proto::v1::verifier_server::VerifierServer;
 use vigil_verifier::attest::{Verifier, VerifierConfig};
-use vigil_verifier::evidence::tpm::{QuoteFiles, check_quote_files};
+use vigil_verifier::evidence::tpm::offline::{QuoteFiles, check_quote_files};
 use vigil_verifier::pull::{MAX_EVIDENCE_BYTES, attest_node, endpoint_uri};
 use vigil_verifier::report::{AttestationReport, Verdict};
 use vigil_verifier::service::VerifierService;
