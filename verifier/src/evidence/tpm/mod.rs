@@ -148,6 +148,10 @@ pub fn verify_wire_quote(
         QuoteExpectations {
             qualifying_data: Some(qualifying_data),
             pcrs: Some(&values),
+            allow_sha1_signatures: false,
         },
     )?)
 }
+
+#[cfg(test)]
+mod tests;

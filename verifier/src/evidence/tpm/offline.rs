@@ -157,12 +157,21 @@ pub fn check_quote_files(files: &QuoteFiles, nonce: Option<&[u8]>) -> QuoteCheck
     let expectations = QuoteExpectations {
         qualifying_data: nonce,
         pcrs: pcrs.as_ref(),
+        allow_sha1_signatures: true,
     };
     match verify_quote(&ak, &files.message, &files.signature, expectations) {
         Ok(quote) => {
             checks.push(Check::pass("quote.magic", "TPM_GENERATED"));
             checks.push(Check::pass("quote.type", "TPM_ST_ATTEST_QUOTE"));
-            checks.push(Check::pass("quote.signature", quote.signature.clone()));
+            let weak = if quote.signature.ends_with("SHA1") {
+                " (WARNING: SHA-1 is a legacy hash; Vigil refuses it for live evidence)"
+            } else {
+                ""
+            };
+            checks.push(Check::pass(
+                "quote.signature",
+                format!("{}{weak}", quote.signature),
+            ));
             checks.push(match nonce {
                 Some(_) => Check::pass("quote.qualifying_data", "equals --nonce"),
                 None => Check::pass(

@@ -119,6 +119,9 @@ pub struct QuoteExpectations<'a> {
     pub qualifying_data: Option<&'a [u8]>,
     /// The PCR values presented as evidence; `None` skips the PCR digest (offline use only).
     pub pcrs: Option<&'a PcrValues>,
+    /// Accept SHA-1 signatures (older Windows AKs sign quotes with RSASSA-SHA1). Only the
+    /// offline check allows it, and says so; live evidence never does.
+    pub allow_sha1_signatures: bool,
 }
 
 /// Verifies a quote. Order: decode, magic, type, signature, qualifying data, PCR values.
@@ -131,14 +134,20 @@ pub fn verify_quote(
     let attest = decode_attest(attest_bytes).map_err(QuoteError::DecodeAttest)?;
     let quote = check_quote_header(&attest)?;
     let signature = decode_signature(signature_bytes).map_err(QuoteError::DecodeSignature)?;
+    if signature.hash() == HashAlg::Sha1 && !expect.allow_sha1_signatures {
+        return Err(QuoteError::Unsupported(format!(
+            "{} signatures are not accepted for live evidence",
+            signature.describe()
+        )));
+    }
     verify_signature(ak, attest_bytes, &signature)?;
-    if let Some(expected) = expect.qualifying_data {
-        if !constant_time_eq(&attest.extra_data, expected) {
-            return Err(QuoteError::QualifyingData {
-                found: hex::encode(&attest.extra_data),
-                expected: hex::encode(expected),
-            });
-        }
+    if let Some(expected) = expect.qualifying_data
+        && !constant_time_eq(&attest.extra_data, expected)
+    {
+        return Err(QuoteError::QualifyingData {
+            found: hex::encode(&attest.extra_data),
+            expected: hex::encode(expected),
+        });
     }
     let pcrs = match expect.pcrs {
         Some(values) => check_pcr_digest(
@@ -246,13 +255,13 @@ pub fn verify_signature(
     message: &[u8],
     signature: &Signature,
 ) -> Result<(), QuoteError> {
-    if let Some((scheme, hash)) = ak.scheme {
-        if scheme != signature.scheme() || hash != signature.hash() {
-            return Err(QuoteError::SchemeMismatch {
-                signature: signature.describe(),
-                key: format!("{scheme:?} with {}", hash.name().to_uppercase()),
-            });
-        }
+    if let Some((scheme, hash)) = ak.scheme
+        && (scheme != signature.scheme() || hash != signature.hash())
+    {
+        return Err(QuoteError::SchemeMismatch {
+            signature: signature.describe(),
+            key: format!("{scheme:?} with {}", hash.name().to_uppercase()),
+        });
     }
     match (&ak.key, signature) {
         (
@@ -264,6 +273,9 @@ pub fn verify_signature(
             },
         ) => {
             let params: &'static signature::RsaParameters = match (scheme, hash) {
+                (SigScheme::RsaSsa, HashAlg::Sha1) => {
+                    &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY
+                }
                 (SigScheme::RsaSsa, HashAlg::Sha256) => &signature::RSA_PKCS1_2048_8192_SHA256,
                 (SigScheme::RsaSsa, HashAlg::Sha384) => &signature::RSA_PKCS1_2048_8192_SHA384,
                 (SigScheme::RsaSsa, HashAlg::Sha512) => &signature::RSA_PKCS1_2048_8192_SHA512,
