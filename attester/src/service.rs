@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 use vigil_proto::v1::attester_server::Attester;
-use vigil_proto::v1::{Evidence, GetEvidenceRequest, GetIdentityRequest, Identity};
+use vigil_proto::v1::{
+    ActivateCredentialRequest, ActivateCredentialResponse, Evidence, GetEvidenceRequest,
+    GetIdentityRequest, Identity,
+};
 
 use crate::collect::Collector;
 use crate::tpm::TpmError;
@@ -58,12 +61,13 @@ impl Attester for AttesterService {
         let collector = Arc::clone(&self.collector);
         let identity = tokio::task::spawn_blocking(move || {
             collector.with_tpm(|tpm| {
+                let ek = tpm.endorsement_key()?;
                 Ok(Identity {
                     node_id: collector.node_id().to_owned(),
                     ak_public: tpm.ak_public_tpm2b()?,
                     ak_name: tpm.ak_name().to_vec(),
-                    ek_certificate: Vec::new(),
-                    ek_public: Vec::new(),
+                    ek_certificate: ek.certificate.unwrap_or_default(),
+                    ek_public: ek.public,
                 })
             })
         })
@@ -71,5 +75,26 @@ impl Attester for AttesterService {
         .map_err(|e| Status::internal(format!("identity task failed: {e}")))?
         .map_err(to_status)?;
         Ok(Response::new(identity))
+    }
+
+    async fn activate_credential(
+        &self,
+        request: Request<ActivateCredentialRequest>,
+    ) -> Result<Response<ActivateCredentialResponse>, Status> {
+        let request = request.into_inner();
+        // TPM2B_ID_OBJECT and TPM2B_ENCRYPTED_SECRET are bounded by the TPM's buffer sizes.
+        if request.credential_blob.len() > 1024 || request.encrypted_secret.len() > 1024 {
+            return Err(Status::invalid_argument("credential too large"));
+        }
+        let collector = Arc::clone(&self.collector);
+        let secret = tokio::task::spawn_blocking(move || {
+            collector.with_tpm(|tpm| {
+                tpm.activate_credential(&request.credential_blob, &request.encrypted_secret)
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(format!("activation task failed: {e}")))?
+        .map_err(to_status)?;
+        Ok(Response::new(ActivateCredentialResponse { secret }))
     }
 }

@@ -14,15 +14,17 @@ use std::str::FromStr;
 use tss_esapi::Context;
 use tss_esapi::abstraction::{AsymmetricAlgorithmSelection, ak, ek};
 use tss_esapi::constants::CapabilityType;
-use tss_esapi::handles::KeyHandle;
+use tss_esapi::constants::SessionType;
+use tss_esapi::handles::{AuthHandle, KeyHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::{
     AsymmetricAlgorithm, HashingAlgorithm, SignatureSchemeAlgorithm,
 };
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::key_bits::RsaKeyBits;
+use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{
-    CapabilityData, Data, PcrSelectionList, PcrSelectionListBuilder, PcrSlot, Private, Public,
-    PublicBuffer, SignatureScheme,
+    CapabilityData, Data, EncryptedSecret, IdObject, PcrSelectionList, PcrSelectionListBuilder,
+    PcrSlot, Private, Public, PublicBuffer, SignatureScheme, SymmetricDefinition,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::traits::{Marshall, UnMarshall};
@@ -258,6 +260,107 @@ impl Tpm {
                 .map_err(tpm_step("track PCRs still to read"))?;
         }
         Ok(values)
+    }
+}
+
+/// The EK as the attester presents it for registration.
+pub struct EndorsementKey {
+    /// TPM2B_PUBLIC of the TCG default RSA-2048 EK.
+    pub public: Vec<u8>,
+    /// The EK certificate (DER) from its NV index, when the manufacturer provisioned one.
+    pub certificate: Option<Vec<u8>>,
+}
+
+impl Tpm {
+    /// The TCG default RSA-2048 EK's public area and certificate.
+    pub fn endorsement_key(&mut self) -> Result<EndorsementKey, TpmError> {
+        let ek = ek::create_ek_object(&mut self.context, AsymmetricAlgorithm::Rsa, None)
+            .map_err(tpm_step("create the EK"))?;
+        let public = self.context.read_public(ek);
+        let flushed = self.context.flush_context(ek.into());
+        let (public, _, _) = public.map_err(tpm_step("read the EK public area"))?;
+        flushed.map_err(tpm_step("flush the EK"))?;
+        let public = PublicBuffer::try_from(public)
+            .and_then(|buffer| buffer.marshall())
+            .map_err(tpm_step("marshal the EK public area"))?;
+        // A missing NV index just means no certificate was provisioned (e.g. a bare swtpm).
+        let certificate = ek::retrieve_ek_pubcert(
+            &mut self.context,
+            AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
+        )
+        .ok();
+        Ok(EndorsementKey {
+            public,
+            certificate,
+        })
+    }
+
+    /// TPM2_ActivateCredential: recovers the secret a verifier sealed to this TPM's EK for
+    /// this AK's name. Only the TPM holding both keys can do it, which is what proves the
+    /// AK lives beside the EK.
+    pub fn activate_credential(
+        &mut self,
+        credential_blob: &[u8],
+        encrypted_secret: &[u8],
+    ) -> Result<Vec<u8>, TpmError> {
+        let blob = IdObject::try_from(credential_blob.to_vec())
+            .map_err(|_| TpmError::Request("credential blob is too large".into()))?;
+        let secret = EncryptedSecret::try_from(encrypted_secret.to_vec())
+            .map_err(|_| TpmError::Request("encrypted secret is too large".into()))?;
+        let ek = ek::create_ek_object(&mut self.context, AsymmetricAlgorithm::Rsa, None)
+            .map_err(tpm_step("create the EK"))?;
+        let result = self.activate_with_ek(ek, blob, secret);
+        let flushed = self.context.flush_context(ek.into());
+        let secret = result?;
+        flushed.map_err(tpm_step("flush the EK"))?;
+        Ok(secret)
+    }
+
+    fn activate_with_ek(
+        &mut self,
+        ek: KeyHandle,
+        blob: IdObject,
+        secret: EncryptedSecret,
+    ) -> Result<Vec<u8>, TpmError> {
+        // The TCG EK template's authPolicy is PolicySecret(TPM_RH_ENDORSEMENT).
+        let session = self
+            .context
+            .start_auth_session(
+                None,
+                None,
+                None,
+                SessionType::Policy,
+                SymmetricDefinition::AES_128_CFB,
+                HashingAlgorithm::Sha256,
+            )
+            .map_err(tpm_step("start the EK policy session"))?
+            .ok_or_else(|| TpmError::Request("TPM returned no policy session".into()))?;
+        let outcome = (|| {
+            let policy =
+                PolicySession::try_from(session).map_err(tpm_step("use the EK policy session"))?;
+            self.context
+                .execute_with_nullauth_session(|ctx| {
+                    ctx.policy_secret(
+                        policy,
+                        AuthHandle::Endorsement,
+                        Default::default(),
+                        Default::default(),
+                        Default::default(),
+                        None,
+                    )
+                })
+                .map_err(tpm_step("satisfy the EK policy"))?;
+            let ak = self.ak;
+            self.context
+                .execute_with_sessions((Some(AuthSession::Password), Some(session), None), |ctx| {
+                    ctx.activate_credential(ak, ek, blob, secret)
+                })
+                .map_err(tpm_step("activate the credential"))
+        })();
+        let _ = self
+            .context
+            .flush_context(SessionHandle::from(session).into());
+        Ok(outcome?.value().to_vec())
     }
 }
 

@@ -73,6 +73,8 @@ fn bench(c: &mut Criterion) {
         attributes: None,
         scheme: None,
         name: None,
+        name_alg: None,
+        symmetric: None,
         format: "bench",
     };
     c.bench_function("quote verify ECDSA P-256 (24 PCRs)", |b| {
@@ -106,6 +108,8 @@ fn bench(c: &mut Criterion) {
         attributes: None,
         scheme: None,
         name: None,
+        name_alg: None,
+        symmetric: None,
         format: "bench",
     };
     c.bench_function("quote verify RSASSA RSA-2048 (24 PCRs)", |b| {

@@ -272,9 +272,24 @@ pub struct AkPublic {
     pub scheme: Option<(SigScheme, HashAlg)>,
     /// TPM object name: nameAlg || H_nameAlg(TPMT_PUBLIC).
     pub name: Option<Vec<u8>>,
+    /// The name algorithm (also the hash of credential protection for an EK).
+    pub name_alg: Option<HashAlg>,
+    /// The symmetric algorithm of a storage key (an EK's is AES-128-CFB), if any.
+    pub symmetric: Option<SymmetricDef>,
     /// Which format it was read from, for messages.
     pub format: &'static str,
 }
+
+/// TPMT_SYM_DEF_OBJECT of a storage key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SymmetricDef {
+    pub algorithm: u16,
+    pub key_bits: u16,
+    pub mode: u16,
+}
+
+pub const TPM_ALG_AES: u16 = 0x0006;
+pub const TPM_ALG_CFB: u16 = 0x0043;
 
 const TPM_ALG_RSA: u16 = 0x0001;
 const TPM_ALG_ECC: u16 = 0x0023;
@@ -302,11 +317,16 @@ pub fn decode_tpmt_public(data: &[u8]) -> Result<AkPublic, DecodeError> {
     let attributes = ObjectAttributes::from_raw(r.u32("objectAttributes")?);
     r.sized("authPolicy", 64)?;
     // TPMT_SYM_DEF_OBJECT: algorithm, then key bits and mode unless NULL.
-    if r.u16("parameters.symmetric.algorithm")? != TPM_ALG_NULL {
-        r.u16("parameters.symmetric.keyBits")?;
-        r.u16("parameters.symmetric.mode")?;
-    }
-    let scheme_offset = r.position();
+    let symmetric_algorithm = r.u16("parameters.symmetric.algorithm")?;
+    let symmetric = if symmetric_algorithm == TPM_ALG_NULL {
+        None
+    } else {
+        Some(SymmetricDef {
+            algorithm: symmetric_algorithm,
+            key_bits: r.u16("parameters.symmetric.keyBits")?,
+            mode: r.u16("parameters.symmetric.mode")?,
+        })
+    };
     let scheme_id = r.u16("parameters.scheme")?;
     let scheme = if scheme_id == TPM_ALG_NULL {
         None
@@ -317,13 +337,9 @@ pub fn decode_tpmt_public(data: &[u8]) -> Result<AkPublic, DecodeError> {
         }
         match SigScheme::from_id(scheme_id) {
             Some(scheme) => Some((scheme, hash)),
-            None if scheme_id == TPM_ALG_ECDAA => None,
-            // Decryption schemes (OAEP, ECDH, ...) make the key useless for quotes but are
-            // valid structures: record "no signing scheme".
-            None => {
-                let _ = scheme_offset;
-                None
-            }
+            // ECDAA and decryption schemes (OAEP, ECDH, ...) are valid structures but not a
+            // signing scheme Vigil verifies: record "no signing scheme".
+            None => None,
         }
     };
     let key = match key_type {
@@ -390,6 +406,8 @@ pub fn decode_tpmt_public(data: &[u8]) -> Result<AkPublic, DecodeError> {
         attributes: Some(attributes),
         scheme,
         name,
+        name_alg: Some(name_alg),
+        symmetric,
         format: "TPMT_PUBLIC",
     })
 }
@@ -473,6 +491,8 @@ pub fn decode_spki(data: &[u8]) -> Result<AkPublic, DecodeError> {
         attributes: None,
         scheme: None,
         name: None,
+        name_alg: None,
+        symmetric: None,
         format: "SubjectPublicKeyInfo",
     })
 }

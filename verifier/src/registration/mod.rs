@@ -1,0 +1,4 @@
+//! Node registration: proving an AK lives in a genuine TPM (EK certificate chain, then
+//! credential activation) before any quote from it is trusted.
+
+pub mod credential;
