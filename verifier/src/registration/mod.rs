@@ -2,3 +2,4 @@
 //! credential activation) before any quote from it is trusted.
 
 pub mod credential;
+pub mod trust;
