@@ -120,16 +120,112 @@ pub struct Swtpm {
     _state: TempDir,
 }
 
+/// A local certificate authority for EK certificates, made by `swtpm_localca` on first use.
+pub struct EkCa {
+    dir: TempDir,
+}
+
+impl EkCa {
+    pub fn new() -> EkCa {
+        EkCa {
+            dir: TempDir::new("ekca"),
+        }
+    }
+
+    /// A directory holding this CA's root and intermediate certificates (a trust directory).
+    pub fn trust_dir(&self) -> PathBuf {
+        let dir = self.dir.join("trust");
+        std::fs::create_dir_all(&dir).expect("trust dir");
+        for (from, to) in [
+            ("ca/swtpm-localca-rootca-cert.pem", "root.pem"),
+            ("ca/issuercert.pem", "intermediate.pem"),
+        ] {
+            std::fs::copy(self.dir.join(from), dir.join(to))
+                .expect("CA certificate (provision a TPM first)");
+        }
+        dir
+    }
+}
+
+impl Default for EkCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Swtpm {
+    /// A software TPM without EK certificate (like many VMs' vTPMs).
     pub fn start() -> Swtpm {
-        require_tools(&["swtpm"]);
+        Self::start_in(TempDir::new("swtpm"))
+    }
+
+    /// A software TPM manufactured by `swtpm_setup` with an RSA EK certificate issued by `ca`.
+    pub fn start_with_ek_certificate(ca: &EkCa) -> Swtpm {
+        require_tools(&["swtpm", "swtpm_setup", "swtpm_localca"]);
         let state = TempDir::new("swtpm");
+        let ca_dir = ca.dir.join("ca");
+        std::fs::create_dir_all(&ca_dir).expect("ca dir");
+        let localca_conf = ca.dir.join("swtpm-localca.conf");
+        std::fs::write(
+            &localca_conf,
+            format!(
+                "statedir = {d}\nsigningkey = {d}/signkey.pem\nissuercert = {d}/issuercert.pem\ncertserial = {d}/certserial\n",
+                d = ca_dir.display()
+            ),
+        )
+        .expect("localca conf");
+        let options = ca.dir.join("swtpm-localca.options");
+        std::fs::write(
+            &options,
+            "--platform-manufacturer Vigil\n--platform-version 1.0\n--platform-model e2e\n",
+        )
+        .expect("localca options");
+        let setup_conf = state.join("swtpm_setup.conf");
+        std::fs::write(
+            &setup_conf,
+            format!(
+                "create_certs_tool = swtpm_localca\ncreate_certs_tool_config = {}\ncreate_certs_tool_options = {}\nactive_pcr_banks = sha1,sha256\n",
+                localca_conf.display(),
+                options.display()
+            ),
+        )
+        .expect("setup conf");
+        let tpm_state = state.join("tpm");
+        std::fs::create_dir_all(&tpm_state).expect("tpm state");
+        let output = run(Command::new("swtpm_setup")
+            .arg("--tpm2")
+            .arg("--tpmstate")
+            .arg(&tpm_state)
+            .args([
+                "--create-ek-cert",
+                "--lock-nvram",
+                "--overwrite",
+                "--config",
+            ])
+            .arg(&setup_conf)
+            .arg("--logfile")
+            .arg(state.join("setup.log")));
+        assert!(
+            output.status.success(),
+            "swtpm_setup failed: {}",
+            std::fs::read_to_string(state.join("setup.log")).unwrap_or_default()
+        );
+        Self::start_with_state(state, tpm_state)
+    }
+
+    fn start_in(state: TempDir) -> Swtpm {
+        let tpm_state = state.path().to_path_buf();
+        Self::start_with_state(state, tpm_state)
+    }
+
+    fn start_with_state(state: TempDir, tpm_state: PathBuf) -> Swtpm {
+        require_tools(&["swtpm"]);
         for _attempt in 0..20 {
             let port = free_port_pair();
             let mut command = Command::new("swtpm");
             command
                 .args(["socket", "--tpm2", "--tpmstate"])
-                .arg(format!("dir={}", state.path().display()))
+                .arg(format!("dir={}", tpm_state.display()))
                 .arg("--server")
                 .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
                 .arg("--ctrl")

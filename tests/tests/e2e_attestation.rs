@@ -35,7 +35,8 @@ fn pull_mode_through_the_verifier_server_passes_with_a_fresh_nonce() {
     let tpm = Swtpm::start();
     let dir = TempDir::new("pull");
     let attester = start_attester(&tpm, &dir.join("attester"), "gpu-host-1", &[]);
-    let verifier = start_verifier(&dir.join("vigil.db"), &[]);
+    // Trust on first use, development mode: registration is covered in e2e_registration.
+    let verifier = start_verifier(&dir.join("vigil.db"), &["--tofu"]);
 
     let (exit, report, text) = verify_json(&attester.address, &["--verifier", &verifier.url()]);
     assert_eq!(exit, 0, "{text}");
@@ -98,7 +99,7 @@ fn a_node_presenting_another_ak_fails() {
     let db = dir.join("vigil.db");
     let db = db.to_str().unwrap();
     let attester = start_attester(&tpm, &dir.join("first"), "gpu-host-2", &[]);
-    let (exit, _, text) = verify_json(&attester.address, &["--db", db]);
+    let (exit, _, text) = verify_json(&attester.address, &["--db", db, "--tofu"]);
     assert_eq!(exit, 0, "{text}");
     attester.stop();
 
@@ -109,7 +110,7 @@ fn a_node_presenting_another_ak_fails() {
         "gpu-host-2",
         &["--ak-alg", "rsa"],
     );
-    let (exit, report, text) = verify_json(&impostor.address, &["--db", db]);
+    let (exit, report, text) = verify_json(&impostor.address, &["--db", db, "--tofu"]);
     assert_eq!(exit, 1, "{text}");
     assert_eq!(report["verdict"], "fail");
     let ak = check(&report, "ak.known");
@@ -150,7 +151,9 @@ impl PushFixture {
         let tpm = Swtpm::start();
         let dir = TempDir::new("push");
         let attester = start_attester(&tpm, &dir.join("attester"), "push-node", &[]);
-        let verifier = start_verifier(&dir.join("vigil.db"), verifier_args);
+        let mut args = vec!["--tofu"];
+        args.extend_from_slice(verifier_args);
+        let verifier = start_verifier(&dir.join("vigil.db"), &args);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -23,6 +23,8 @@ pub const MAX_NODE_ID_LEN: usize = 256;
 pub struct VerifierConfig {
     pub nonce_ttl_secs: i64,
     pub required_pcrs: Vec<u32>,
+    /// Dev only: record the AK of an unregistered node on first contact instead of failing.
+    pub allow_tofu: bool,
 }
 
 impl Default for VerifierConfig {
@@ -30,6 +32,7 @@ impl Default for VerifierConfig {
         VerifierConfig {
             nonce_ttl_secs: DEFAULT_NONCE_TTL_SECS,
             required_pcrs: DEFAULT_REQUIRED_PCRS.to_vec(),
+            allow_tofu: false,
         }
     }
 }
@@ -97,6 +100,34 @@ impl Verifier {
 
     fn store(&self) -> Result<std::sync::MutexGuard<'_, Store>, VerifierError> {
         self.store.lock().map_err(|_| VerifierError::Poisoned)
+    }
+
+    /// Binds a registered node's AK. A node recorded by trust on first use is replaced; a
+    /// node registered before keeps its identity unless this is the same EK and AK (an
+    /// idempotent re-registration): a new TPM must be removed and registered deliberately.
+    pub fn record_registration(&self, record: &NodeRecord) -> Result<(), VerifierError> {
+        let mut store = self.store()?;
+        if let Some(existing) = store.node(&record.node_id)?
+            && existing.registered_at.is_some()
+            && (existing.ek_public != record.ek_public || existing.ak_public != record.ak_public)
+        {
+            return Err(VerifierError::InvalidRequest(format!(
+                "node {:?} is already registered with another EK or AK; remove it first (`vigil node remove`)",
+                record.node_id
+            )));
+        }
+        store.replace_node(record)?;
+        Ok(())
+    }
+
+    /// Every known node.
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, VerifierError> {
+        Ok(self.store()?.nodes()?)
+    }
+
+    /// Forgets a node (its history stays). False if it was unknown.
+    pub fn remove_node(&self, node_id: &str) -> Result<bool, VerifierError> {
+        Ok(self.store()?.remove_node(node_id)?)
     }
 
     /// Issues a single-use nonce for `node_id` and says which PCRs to quote.
@@ -178,7 +209,13 @@ impl Verifier {
                     Ok(ak) => {
                         ak_name = hex::encode(&ak.name);
                         checks.push(ak_attributes_check(&ak));
-                        checks.push(ak_known_check(recorded.as_ref(), &tpm.ak_public, &ak.name));
+                        checks.push(ak_known_check(
+                            node_id,
+                            recorded.as_ref(),
+                            &tpm.ak_public,
+                            &ak.name,
+                            self.config.allow_tofu,
+                        ));
                         ak_public_seen = Some(tpm.ak_public.clone());
                     }
                     Err(detail) => checks.push(Check::fail("ak.decode", detail)),
@@ -253,6 +290,10 @@ impl Verifier {
                 first_seen: now,
                 last_seen: now,
                 last_verdict: None,
+                ek_public: None,
+                ek_certificate: None,
+                group: "default".to_owned(),
+                registered_at: None,
             })?;
             if !inserted {
                 // Another request recorded this node in the meantime: re-check against it.
@@ -290,8 +331,21 @@ fn ak_attributes_check(ak: &tpm_evidence::AkFacts) -> Check {
     }
 }
 
-fn ak_known_check(recorded: Option<&NodeRecord>, ak_public: &[u8], ak_name: &[u8]) -> Check {
+fn ak_known_check(
+    node_id: &str,
+    recorded: Option<&NodeRecord>,
+    ak_public: &[u8],
+    ak_name: &[u8],
+    allow_tofu: bool,
+) -> Check {
     match recorded {
+        None if !allow_tofu => Check::fail(
+            "ak.known",
+            format!(
+                "node {node_id:?} is not registered: register it first (`vigil node register`), \
+                 or allow trust on first use with --tofu (development only)"
+            ),
+        ),
         None => Check::pass(
             "ak.known",
             format!(

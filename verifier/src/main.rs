@@ -36,6 +36,13 @@ enum Command {
     Serve(ServeArgs),
     /// Challenge one node's attester, appraise its evidence and print the verdict.
     Verify(VerifyArgs),
+    /// Register, inspect and remove nodes.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// List the nodes the verifier knows.
+    Nodes(NodesArgs),
     /// The verdicts recorded in the store, oldest first.
     History(HistoryArgs),
     /// Offline checks of TPM quotes.
@@ -53,6 +60,9 @@ struct StoreArgs {
     /// How long a nonce stays valid, in seconds.
     #[arg(long, default_value_t = vigil_verifier::nonce::DEFAULT_NONCE_TTL_SECS)]
     nonce_ttl: i64,
+    /// DEVELOPMENT ONLY: trust an unregistered node's AK on first contact instead of failing.
+    #[arg(long)]
+    tofu: bool,
 }
 
 #[derive(Args)]
@@ -77,6 +87,64 @@ struct VerifyArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Prove a node's AK lives in a genuine TPM (EK certificate + credential activation)
+    /// and bind it to the node.
+    Register(RegisterArgs),
+    /// Show one node.
+    Status {
+        node: String,
+        #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+        db: PathBuf,
+    },
+    /// Forget a node (its verdict history stays).
+    Remove {
+        node: String,
+        #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+        db: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct RegisterArgs {
+    /// The node's attester, `host:port` or a URL.
+    address: String,
+    /// The node group (baselines apply per group).
+    #[arg(long, default_value = "default")]
+    group: String,
+    /// Directory of trusted TPM vendor CA certificates (roots and intermediates).
+    #[arg(long, env = "VIGIL_EK_ROOTS")]
+    ek_roots: Option<PathBuf>,
+    /// SHA-256 (hex) of an EK TPM2B_PUBLIC to accept without a certificate; repeatable.
+    #[arg(long)]
+    ek_allow: Vec<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct NodesArgs {
+    #[command(subcommand)]
+    command: Option<NodesCommand>,
+    #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+    db: PathBuf,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum NodesCommand {
+    /// List every node (the default).
+    List,
+    /// Show one node.
+    Status { node: String },
 }
 
 #[derive(Args)]
@@ -128,6 +196,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args).map(|()| Verdict::Pass),
         Command::Verify(args) => verify(args),
         Command::History(args) => history(args).map(|()| Verdict::Pass),
+        Command::Node { command } => node_command(command),
+        Command::Nodes(args) => match args.command {
+            None | Some(NodesCommand::List) => list_nodes(&args.db, None, args.json),
+            Some(NodesCommand::Status { node }) => list_nodes(&args.db, Some(&node), args.json),
+        },
         Command::Quote {
             command: QuoteCommand::Verify(args),
         } => quote_verify(args),
@@ -157,6 +230,7 @@ fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError> {
         store,
         VerifierConfig {
             nonce_ttl_secs: args.nonce_ttl,
+            allow_tofu: args.tofu,
             ..VerifierConfig::default()
         },
     )))
@@ -319,4 +393,102 @@ fn format_unix_utc(secs: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+fn node_command(command: NodeCommand) -> Result<Verdict, AnyError> {
+    match command {
+        NodeCommand::Register(args) => register(args),
+        NodeCommand::Status { node, db } => list_nodes(&db, Some(&node), false),
+        NodeCommand::Remove { node, db } => {
+            let verifier = open_verifier(&StoreArgs {
+                db,
+                nonce_ttl: vigil_verifier::nonce::DEFAULT_NONCE_TTL_SECS,
+                tofu: false,
+            })?;
+            if verifier.remove_node(&node)? {
+                println!("node {node} removed; its verdict history is kept");
+                Ok(Verdict::Pass)
+            } else {
+                Err(format!("no node {node:?}").into())
+            }
+        }
+    }
+}
+
+fn register(args: RegisterArgs) -> Result<Verdict, AnyError> {
+    use vigil_verifier::registration::register::{RegistrationPolicy, register_node};
+    use vigil_verifier::registration::trust::TrustStore;
+    let trust = match &args.ek_roots {
+        Some(dir) => TrustStore::load_dir(dir)?,
+        None => TrustStore::default(),
+    };
+    let ek_allowlist = args
+        .ek_allow
+        .iter()
+        .map(|h| hex::decode(h.trim()).map_err(|e| format!("--ek-allow {h:?} is not hex: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let policy = RegistrationPolicy {
+        trust,
+        ek_allowlist,
+    };
+    let verifier = open_verifier(&args.store)?;
+    let report =
+        runtime()?.block_on(register_node(verifier, &policy, &args.address, &args.group))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(report.verdict)
+}
+
+fn list_nodes(db: &std::path::Path, only: Option<&str>, json: bool) -> Result<Verdict, AnyError> {
+    if !db.exists() {
+        return Err(format!("no database at {}", db.display()).into());
+    }
+    let store = Store::open(db).map_err(|e| format!("opening {}: {e}", db.display()))?;
+    let nodes: Vec<_> = store
+        .nodes()?
+        .into_iter()
+        .filter(|n| only.is_none_or(|id| n.node_id == id))
+        .collect();
+    if let Some(id) = only
+        && nodes.is_empty()
+    {
+        return Err(format!("no node {id:?}").into());
+    }
+    if json {
+        let rows: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                serde_json::json!({
+                    "node_id": n.node_id,
+                    "group": n.group,
+                    "ak_trust": n.ak_trust,
+                    "ak_name": hex::encode(&n.ak_name),
+                    "address": n.address,
+                    "registered_at": n.registered_at,
+                    "last_seen": n.last_seen,
+                    "last_verdict": n.last_verdict,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "{:<24}  {:<10}  {:<15}  {:<8}  last seen (UTC)",
+            "node", "group", "AK trust", "verdict"
+        );
+        for n in &nodes {
+            println!(
+                "{:<24}  {:<10}  {:<15}  {:<8}  {}",
+                n.node_id,
+                n.group,
+                n.ak_trust,
+                n.last_verdict.as_deref().unwrap_or("-"),
+                format_unix_utc(n.last_seen)
+            );
+        }
+    }
+    Ok(Verdict::Pass)
 }

@@ -54,6 +54,11 @@ const MIGRATIONS: &[&str] = &[
         result_json  TEXT NOT NULL
      );
      CREATE INDEX verdicts_node ON verdicts(node_id, id);",
+    // 2: EK-rooted registration: the EK the AK was proven against, and the node's group.
+    "ALTER TABLE nodes ADD COLUMN ek_public BLOB;
+     ALTER TABLE nodes ADD COLUMN ek_certificate BLOB;
+     ALTER TABLE nodes ADD COLUMN node_group TEXT NOT NULL DEFAULT 'default';
+     ALTER TABLE nodes ADD COLUMN registered_at INTEGER;",
 ];
 
 /// A node as the verifier knows it.
@@ -68,6 +73,31 @@ pub struct NodeRecord {
     pub first_seen: i64,
     pub last_seen: i64,
     pub last_verdict: Option<String>,
+    /// TPM2B_PUBLIC of the EK the AK was proven against (registered nodes only).
+    pub ek_public: Option<Vec<u8>>,
+    pub ek_certificate: Option<Vec<u8>>,
+    pub group: String,
+    pub registered_at: Option<i64>,
+}
+
+const NODE_COLUMNS: &str = "node_id, ak_public, ak_name, ak_trust, address, first_seen, last_seen, \
+     last_verdict, ek_public, ek_certificate, node_group, registered_at";
+
+fn node_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRecord> {
+    Ok(NodeRecord {
+        node_id: row.get(0)?,
+        ak_public: row.get(1)?,
+        ak_name: row.get(2)?,
+        ak_trust: row.get(3)?,
+        address: row.get(4)?,
+        first_seen: row.get(5)?,
+        last_seen: row.get(6)?,
+        last_verdict: row.get(7)?,
+        ek_public: row.get(8)?,
+        ek_certificate: row.get(9)?,
+        group: row.get(10)?,
+        registered_at: row.get(11)?,
+    })
 }
 
 /// A nonce as stored: who it was issued for, until when, whether it was used.
@@ -199,24 +229,26 @@ impl Store {
     pub fn node(&self, node_id: &str) -> Result<Option<NodeRecord>, StoreError> {
         self.connection
             .query_row(
-                "SELECT node_id, ak_public, ak_name, ak_trust, address, first_seen, last_seen, last_verdict
-                 FROM nodes WHERE node_id = ?1",
+                &format!("SELECT {NODE_COLUMNS} FROM nodes WHERE node_id = ?1"),
                 params![node_id],
-                |row| {
-                    Ok(NodeRecord {
-                        node_id: row.get(0)?,
-                        ak_public: row.get(1)?,
-                        ak_name: row.get(2)?,
-                        ak_trust: row.get(3)?,
-                        address: row.get(4)?,
-                        first_seen: row.get(5)?,
-                        last_seen: row.get(6)?,
-                        last_verdict: row.get(7)?,
-                    })
-                },
+                node_from_row,
             )
             .optional()
             .map_err(db("look up node"))
+    }
+
+    pub fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare(&format!(
+                "SELECT {NODE_COLUMNS} FROM nodes ORDER BY node_id"
+            ))
+            .map_err(db("prepare node list"))?;
+        let rows = statement
+            .query_map([], node_from_row)
+            .map_err(db("list nodes"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(db("read node row"))
     }
 
     /// Records a node's AK on first contact. Fails (returns false) if the node exists.
@@ -224,9 +256,10 @@ impl Store {
         let changed = self
             .connection
             .execute(
-                "INSERT OR IGNORE INTO nodes
-                 (node_id, ak_public, ak_name, ak_trust, address, first_seen, last_seen, last_verdict)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                &format!(
+                    "INSERT OR IGNORE INTO nodes ({NODE_COLUMNS})
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                ),
                 params![
                     node.node_id,
                     node.ak_public,
@@ -235,10 +268,58 @@ impl Store {
                     node.address,
                     node.first_seen,
                     node.last_seen,
-                    node.last_verdict
+                    node.last_verdict,
+                    node.ek_public,
+                    node.ek_certificate,
+                    node.group,
+                    node.registered_at
                 ],
             )
             .map_err(db("record node"))?;
+        Ok(changed == 1)
+    }
+
+    /// Replaces a node's record (registration over a trust-on-first-use record).
+    pub fn replace_node(&mut self, node: &NodeRecord) -> Result<(), StoreError> {
+        let tx = self
+            .connection
+            .transaction()
+            .map_err(db("begin node replace"))?;
+        tx.execute(
+            "DELETE FROM nodes WHERE node_id = ?1",
+            params![node.node_id],
+        )
+        .map_err(db("remove old node record"))?;
+        tx.execute(
+            &format!(
+                "INSERT INTO nodes ({NODE_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            ),
+            params![
+                node.node_id,
+                node.ak_public,
+                node.ak_name,
+                node.ak_trust,
+                node.address,
+                node.first_seen,
+                node.last_seen,
+                node.last_verdict,
+                node.ek_public,
+                node.ek_certificate,
+                node.group,
+                node.registered_at
+            ],
+        )
+        .map_err(db("record registered node"))?;
+        tx.commit().map_err(db("commit node replace"))
+    }
+
+    /// Forgets a node; its verdict history stays. Returns false if there was none.
+    pub fn remove_node(&self, node_id: &str) -> Result<bool, StoreError> {
+        let changed = self
+            .connection
+            .execute("DELETE FROM nodes WHERE node_id = ?1", params![node_id])
+            .map_err(db("remove node"))?;
         Ok(changed == 1)
     }
 

@@ -2,4 +2,5 @@
 //! credential activation) before any quote from it is trusted.
 
 pub mod credential;
+pub mod register;
 pub mod trust;

@@ -92,7 +92,7 @@ impl TrustStore {
             }
             let data = std::fs::read(&path).map_err(|e| load_error(e.to_string()))?;
             for der in certificates_in(&data) {
-                store.add(der).map_err(|reason| load_error(reason))?;
+                store.add(der).map_err(&load_error)?;
             }
         }
         Ok(store)

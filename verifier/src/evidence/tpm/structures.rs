@@ -335,12 +335,9 @@ pub fn decode_tpmt_public(data: &[u8]) -> Result<AkPublic, DecodeError> {
         if scheme_id == TPM_ALG_ECDAA {
             r.u16("parameters.scheme.count")?;
         }
-        match SigScheme::from_id(scheme_id) {
-            Some(scheme) => Some((scheme, hash)),
-            // ECDAA and decryption schemes (OAEP, ECDH, ...) are valid structures but not a
-            // signing scheme Vigil verifies: record "no signing scheme".
-            None => None,
-        }
+        // ECDAA and decryption schemes (OAEP, ECDH, ...) are valid structures but not a
+        // signing scheme Vigil verifies: recorded as "no signing scheme".
+        SigScheme::from_id(scheme_id).map(|scheme| (scheme, hash))
     };
     let key = match key_type {
         TPM_ALG_RSA => {

@@ -1,0 +1,258 @@
+//! Registration with EK validation and credential activation, end to end: swtpm manufactured
+//! by `swtpm_setup` with an EK certificate from a local CA (trusted as a vendor root),
+//! `vigil-attester`, and `vigil node register` / `vigil verify` without trust on first use.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+use vigil_e2e::*;
+use vigil_proto::v1::attester_client::AttesterClient;
+use vigil_proto::v1::attester_server::{Attester, AttesterServer};
+use vigil_proto::v1::{
+    ActivateCredentialRequest, ActivateCredentialResponse, Evidence, GetEvidenceRequest,
+    GetIdentityRequest, Identity,
+};
+
+fn json_of(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_str(&stdout(output)).unwrap_or(serde_json::Value::Null)
+}
+
+fn failed_check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name && c["passed"] == false))
+        .unwrap_or_else(|| panic!("expected failed check {name} in {report:#}"))
+}
+
+fn register(
+    address: &str,
+    db: &str,
+    trust: Option<&std::path::Path>,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "node", "register", address, "--group", "gpu-a", "--db", db, "--json",
+    ];
+    let trust_dir;
+    if let Some(dir) = trust {
+        trust_dir = dir.display().to_string();
+        args.extend(["--ek-roots", trust_dir.as_str()]);
+    }
+    args.extend_from_slice(extra);
+    vigil(&args)
+}
+
+#[test]
+fn register_then_attest_passes_and_other_tpms_fail() {
+    let ca = EkCa::new();
+    let tpm = Swtpm::start_with_ek_certificate(&ca);
+    let trust = ca.trust_dir();
+    let dir = TempDir::new("register");
+    let db = dir.join("vigil.db");
+    let db = db.to_str().unwrap();
+    let attester = start_attester(&tpm, &dir.join("attester"), "gpu-node-7", &[]);
+
+    // Before registration, and without --tofu, the node's quotes are not trusted.
+    let out = vigil(&["verify", "--node", &attester.address, "--db", db, "--json"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        failed_check(&json_of(&out), "ak.known")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not registered")
+    );
+
+    let out = register(&attester.address, db, Some(&trust), &[]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let report = json_of(&out);
+    assert_eq!(report["ak_trust"], "ek-certified");
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "ak.name",
+        "ak.attributes",
+        "ek.certificate",
+        "credential.activation",
+    ] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+
+    let out = vigil(&["verify", "--node", &attester.address, "--db", db, "--json"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(json_of(&out)["ak_trust"], "ek-certified");
+
+    let out = vigil(&["nodes", "--db", db, "--json"]);
+    let nodes = json_of(&out);
+    assert_eq!(nodes[0]["node_id"], "gpu-node-7");
+    assert_eq!(nodes[0]["group"], "gpu-a");
+    assert_eq!(nodes[0]["last_verdict"], "pass");
+
+    // Another TPM (genuine, same CA) claiming to be the same node: its AK is not the one
+    // registered, so its quotes fail, and it cannot re-register over the node.
+    let other_tpm = Swtpm::start_with_ek_certificate(&ca);
+    let impostor = start_attester(&other_tpm, &dir.join("impostor"), "gpu-node-7", &[]);
+    let out = vigil(&["verify", "--node", &impostor.address, "--db", db, "--json"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        failed_check(&json_of(&out), "ak.known")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not the AK recorded")
+    );
+    let out = register(&impostor.address, db, Some(&trust), &[]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        failed_check(&json_of(&out), "node.registration")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already registered")
+    );
+
+    // After an operator removes the node, the new TPM can be registered deliberately.
+    let out = vigil(&["node", "remove", "gpu-node-7", "--db", db]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = register(&impostor.address, db, Some(&trust), &[]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}
+
+#[test]
+fn an_ek_certificate_from_an_untrusted_ca_fails() {
+    let trusted_ca = EkCa::new();
+    let _ = Swtpm::start_with_ek_certificate(&trusted_ca); // creates the trusted CA's files
+    let rogue_ca = EkCa::new();
+    let tpm = Swtpm::start_with_ek_certificate(&rogue_ca);
+    let dir = TempDir::new("untrusted");
+    let db = dir.join("vigil.db");
+    let attester = start_attester(&tpm, &dir.join("attester"), "rogue-node", &[]);
+    let out = register(
+        &attester.address,
+        db.to_str().unwrap(),
+        Some(&trusted_ca.trust_dir()),
+        &[],
+    );
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let detail = failed_check(&json_of(&out), "ek.certificate")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Both local CAs are called "swtpm-localca": the rogue chain matches by name, and fails
+    // on the signature, as an impostor CA copying a vendor's names would.
+    assert!(detail.contains("does not verify"), "{detail}");
+    // Nothing was registered.
+    let out = vigil(&[
+        "verify",
+        "--node",
+        &attester.address,
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 1);
+}
+
+#[test]
+fn a_tpm_without_ek_certificate_needs_an_explicit_allow_list_entry() {
+    let tpm = Swtpm::start();
+    let dir = TempDir::new("allowlist");
+    let db = dir.join("vigil.db");
+    let db = db.to_str().unwrap();
+    let attester = start_attester(&tpm, &dir.join("attester"), "vm-node", &[]);
+    let out = register(&attester.address, db, None, &[]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let detail = failed_check(&json_of(&out), "ek.certificate")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.contains("not allow-listed"), "{detail}");
+    let fingerprint = detail
+        .split_whitespace()
+        .find(|w| w.len() == 64)
+        .unwrap()
+        .to_owned();
+
+    let out = register(
+        &attester.address,
+        db,
+        None,
+        &["--ek-allow", &"00".repeat(32)],
+    );
+    assert_eq!(code(&out), 1, "another EK's fingerprint must not do");
+    let out = register(&attester.address, db, None, &["--ek-allow", &fingerprint]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(json_of(&out)["ak_trust"], "ek-allowlisted");
+}
+
+/// An attester that relays a real one but answers credential activation wrongly.
+struct LyingAttester {
+    upstream: String,
+}
+
+#[tonic::async_trait]
+impl Attester for LyingAttester {
+    async fn get_evidence(
+        &self,
+        request: Request<GetEvidenceRequest>,
+    ) -> Result<Response<Evidence>, Status> {
+        let mut client = AttesterClient::connect(self.upstream.clone())
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        client.get_evidence(request.into_inner()).await
+    }
+
+    async fn get_identity(
+        &self,
+        request: Request<GetIdentityRequest>,
+    ) -> Result<Response<Identity>, Status> {
+        let mut client = AttesterClient::connect(self.upstream.clone())
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        client.get_identity(request.into_inner()).await
+    }
+
+    async fn activate_credential(
+        &self,
+        _request: Request<ActivateCredentialRequest>,
+    ) -> Result<Response<ActivateCredentialResponse>, Status> {
+        Ok(Response::new(ActivateCredentialResponse {
+            secret: vec![0x42; 32],
+        }))
+    }
+}
+
+#[test]
+fn a_wrong_activation_answer_fails_registration() {
+    let ca = EkCa::new();
+    let tpm = Swtpm::start_with_ek_certificate(&ca);
+    let dir = TempDir::new("liar");
+    let attester = start_attester(&tpm, &dir.join("attester"), "liar-node", &[]);
+    let runtime = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap(),
+    );
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    runtime.spawn(
+        tonic::transport::Server::builder()
+            .add_service(AttesterServer::new(LyingAttester {
+                upstream: attester.url(),
+            }))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let db = dir.join("vigil.db");
+    let out = register(&address, db.to_str().unwrap(), Some(&ca.trust_dir()), &[]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let detail = failed_check(&json_of(&out), "credential.activation")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(detail.contains("wrong secret"), "{detail}");
+}
