@@ -1,4 +1,5 @@
 //! Evidence checks, one module per evidence kind. They take bytes, return typed facts or a
 //! typed failure naming the check; they never consult the store or decide policy.
 
+pub mod eventlog;
 pub mod tpm;
