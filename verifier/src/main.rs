@@ -45,6 +45,11 @@ enum Command {
     Nodes(NodesArgs),
     /// The verdicts recorded in the store, oldest first.
     History(HistoryArgs),
+    /// Measured-boot event logs: show them, replay them, compare with PCR values.
+    Eventlog {
+        #[command(subcommand)]
+        command: EventlogCommand,
+    },
     /// Offline checks of TPM quotes.
     Quote {
         #[command(subcommand)]
@@ -161,6 +166,34 @@ struct HistoryArgs {
 }
 
 #[derive(Subcommand)]
+enum EventlogCommand {
+    /// Print every event (like `tpm2_eventlog`).
+    Show {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Typed boot claims (Secure Boot, boot apps, separators, ...), each with its provenance.
+    Claims {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay the log per bank; with --pcrs, compare and exit 1 on a mismatch.
+    Replay {
+        file: PathBuf,
+        /// PCR values: pcrs.json ({bank: {index: hex}}) or `tpm2_pcrread` output.
+        #[arg(long)]
+        pcrs: Option<PathBuf>,
+        /// PCRs not to compare (e.g. 10, which IMA extends).
+        #[arg(long, value_delimiter = ',')]
+        ignore: Vec<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum QuoteCommand {
     /// Check a quote in tpm2-tools' file formats, like `tpm2_checkquote`.
     Verify(QuoteVerifyArgs),
@@ -204,6 +237,7 @@ fn main() -> ExitCode {
         Command::Quote {
             command: QuoteCommand::Verify(args),
         } => quote_verify(args),
+        Command::Eventlog { command } => eventlog_command(command),
     };
     match outcome {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
@@ -491,4 +525,113 @@ fn list_nodes(db: &std::path::Path, only: Option<&str>, json: bool) -> Result<Ve
         }
     }
     Ok(Verdict::Pass)
+}
+
+fn read_event_log(
+    path: &std::path::Path,
+) -> Result<vigil_verifier::evidence::eventlog::EventLog, AnyError> {
+    use vigil_verifier::evidence::eventlog::parse::MAX_LOG_BYTES;
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if size > MAX_LOG_BYTES as u64 {
+        return Err(format!(
+            "{}: {size} bytes exceeds the limit of {MAX_LOG_BYTES}",
+            path.display()
+        )
+        .into());
+    }
+    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(vigil_verifier::evidence::eventlog::parse(&data)
+        .map_err(|e| format!("{}: {e}", path.display()))?)
+}
+
+fn eventlog_command(command: EventlogCommand) -> Result<Verdict, AnyError> {
+    use vigil_verifier::evidence::eventlog::{compare, render, replay};
+    match command {
+        EventlogCommand::Show { file, json } => {
+            let log = read_event_log(&file)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&render::view(&log))?);
+            } else {
+                print!("{}", render::render_text(&log));
+            }
+            Ok(Verdict::Pass)
+        }
+        EventlogCommand::Claims { file, json } => {
+            use vigil_verifier::evidence::eventlog::{ClaimStatus, claims};
+            let log = read_event_log(&file)?;
+            let claims = claims(&log);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&claims)?);
+            } else {
+                for c in &claims {
+                    let status = match &c.status {
+                        ClaimStatus::Verified => "verified".to_owned(),
+                        ClaimStatus::Unverifiable(_) => "measured".to_owned(),
+                        ClaimStatus::Failed(why) => format!("FAILED: {why}"),
+                    };
+                    let value = serde_json::to_value(&c.value)?;
+                    println!(
+                        "{:<44} {}  [{status}; event {}, PCR {}]",
+                        c.name, value["value"], c.provenance.event, c.provenance.pcr
+                    );
+                }
+            }
+            let failed = claims
+                .iter()
+                .any(|c| matches!(c.status, ClaimStatus::Failed(_)));
+            Ok(if failed { Verdict::Fail } else { Verdict::Pass })
+        }
+        EventlogCommand::Replay {
+            file,
+            pcrs,
+            ignore,
+            json,
+        } => {
+            let log = read_event_log(&file)?;
+            let replayed = replay(&log);
+            let mismatches = match &pcrs {
+                None => Vec::new(),
+                Some(path) => {
+                    let data =
+                        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    let expected = vigil_verifier::evidence::tpm::pcr_files::parse_pcr_file(
+                        &data,
+                        &Vec::new(),
+                    )
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                    compare(&replayed, &expected, &ignore)
+                }
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "replay": replayed,
+                        "compared": pcrs.is_some(),
+                        "mismatches": mismatches,
+                    }))?
+                );
+            } else {
+                print!("{}", replayed.render_text());
+                if pcrs.is_some() {
+                    if mismatches.is_empty() {
+                        println!(
+                            "MATCH: every compared PCR the log covers replays to the given value"
+                        );
+                    } else {
+                        for m in &mismatches {
+                            println!("MISMATCH {m}");
+                        }
+                    }
+                }
+            }
+            Ok(if mismatches.is_empty() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            })
+        }
+    }
 }

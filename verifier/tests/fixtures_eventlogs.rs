@@ -190,3 +190,36 @@ fn truncated_and_corrupted_real_logs_never_panic() {
     }
     eprintln!("{runs} truncated or corrupted logs parsed without panic");
 }
+
+#[test]
+fn secure_boot_state_of_real_machines() {
+    use vigil_verifier::evidence::eventlog::{ClaimStatus, ClaimValue, claims};
+    let Some(root) = fixtures() else { return };
+    for (path, enabled) in [
+        ("go-tpm-tools/eventlogs/debian-10.bin", true),
+        ("go-tpm-tools/eventlogs/arch-linux-workstation.bin", false),
+        (
+            "go-tpm-tools/eventlogs/ubuntu-2104-no-secure-boot.bin",
+            false,
+        ),
+    ] {
+        let log = parse(&std::fs::read(root.join(path)).unwrap()).unwrap();
+        let claims = claims(&log);
+        let claim = claims
+            .iter()
+            .find(|c| c.name == "boot.secure_boot.enabled")
+            .unwrap();
+        assert_eq!(claim.value, ClaimValue::Bool(enabled), "{path}");
+        assert_eq!(claim.status, ClaimStatus::Verified, "{path}");
+        assert!(
+            claims.iter().any(|c| c.name == "boot.separators.pcr7"),
+            "{path}"
+        );
+        assert!(
+            claims
+                .iter()
+                .any(|c| c.name.starts_with("boot.apps[0].authenticode")),
+            "{path}"
+        );
+    }
+}

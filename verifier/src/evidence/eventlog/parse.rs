@@ -169,15 +169,15 @@ pub fn parse(data: &[u8]) -> Result<EventLog, ParseError> {
     // Quirk: some producers write a Spec ID header whose eventSize leaves out the vendor
     // info that follows it. The header's own vendorInfoSize says how long it really is; take
     // exactly those bytes, so the next record starts where the producer wrote it.
-    if first.event_type == EV_NO_ACTION && first.data.starts_with(b"Spec ID Event03\0") {
-        if let Some(missing) =
+    if first.event_type == EV_NO_ACTION
+        && first.data.starts_with(b"Spec ID Event03\0")
+        && let Some(missing) =
             spec_id_declared_len(&first.data).and_then(|n| n.checked_sub(first.data.len()))
-        {
-            if missing > 0 && missing <= 255 {
-                let overflow = cursor.take(missing, "SpecID.vendorInfo")?;
-                first.data.extend_from_slice(overflow);
-            }
-        }
+        && missing > 0
+        && missing <= 255
+    {
+        let overflow = cursor.take(missing, "SpecID.vendorInfo")?;
+        first.data.extend_from_slice(overflow);
     }
     let spec_id = (first.event_type == EV_NO_ACTION
         && first.data.starts_with(b"Spec ID Event03\0"))

@@ -62,6 +62,17 @@ pub fn describe_data(event_type: u32, data: &[u8]) -> String {
     {
         return format!("{} ({} bytes of data)", variable.name, variable.data.len());
     }
+    if event_type == super::parse::EV_NO_ACTION {
+        if let Some(locality) = super::replay::startup_locality(event_type, data) {
+            return format!("StartupLocality: {locality}");
+        }
+        if data.starts_with(b"Spec ID Event03\0") {
+            return "Spec ID Event03 (crypto-agile log header)".to_owned();
+        }
+        if data.starts_with(b"SP800-155 Event") {
+            return "SP800-155 reference manifest event".to_owned();
+        }
+    }
     if let Some(text) = printable(data) {
         return text;
     }
@@ -83,7 +94,7 @@ pub fn printable(data: &[u8]) -> Option<String> {
     {
         return Some(String::from_utf8_lossy(trimmed).into_owned());
     }
-    if data.len() >= 4 && data.len() % 2 == 0 {
+    if data.len() >= 4 && data.len().is_multiple_of(2) {
         let units: Vec<u16> = data
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]))

@@ -70,6 +70,13 @@ pub fn parse_pcr_file(
     if trimmed.first() == Some(&b'{') {
         return parse_json(trimmed);
     }
+    if let Ok(text) = std::str::from_utf8(trimmed)
+        && text
+            .lines()
+            .any(|l| l.trim_start().starts_with("sha") && l.trim_end().ends_with(':'))
+    {
+        return parse_pcrread_text(text);
+    }
     if looks_serialized(data) {
         return parse_serialized(data);
     }
@@ -238,6 +245,47 @@ pub fn parse_json(data: &[u8]) -> Result<PcrValues, DecodeError> {
                 .map_err(|e| invalid("json", 0, format!("{bank_name}:{index}: not hex: {e}")))?;
             values.entry(bank).or_default().insert(index, digest);
         }
+    }
+    Ok(values)
+}
+
+/// The text `tpm2_pcrread` prints: a `sha256:` line per bank, then `  0 : 0x…` lines.
+pub fn parse_pcrread_text(text: &str) -> Result<PcrValues, DecodeError> {
+    let mut values = PcrValues::new();
+    let mut bank = None;
+    let mut offset = 0;
+    for line in text.lines() {
+        let here = offset;
+        offset += line.len() + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed == "pcrs:" {
+            continue;
+        }
+        if let Some(name) = trimmed.strip_suffix(':') {
+            bank = Some(
+                HashAlg::from_name(name)
+                    .ok_or_else(|| invalid("text", here, format!("unknown bank {name:?}")))?,
+            );
+            continue;
+        }
+        let (index, value) = trimmed.split_once(':').ok_or_else(|| {
+            invalid(
+                "text",
+                here,
+                format!("expected `index : 0xvalue`, got {trimmed:?}"),
+            )
+        })?;
+        let bank =
+            bank.ok_or_else(|| invalid("text", here, "a PCR value before any bank line".into()))?;
+        let index: u32 = index
+            .trim()
+            .parse()
+            .ok()
+            .filter(|i| *i < 64)
+            .ok_or_else(|| invalid("text", here, format!("bad PCR index {index:?}")))?;
+        let digest = hex::decode(value.trim().trim_start_matches("0x"))
+            .map_err(|e| invalid("text", here, format!("PCR {index} value is not hex: {e}")))?;
+        values.entry(bank).or_default().insert(index, digest);
     }
     Ok(values)
 }
