@@ -341,12 +341,15 @@ pub fn start_attester(tpm: &Swtpm, state: &Path, node_id: &str, extra: &[&str]) 
         .arg("--state-dir")
         .arg(state)
         .args(["--node-id", node_id])
-        .args([
-            "--event-log",
-            "/nonexistent/vigil-e2e/binary_bios_measurements",
-        ])
         .args(extra)
         .env("TSS2_LOG", "all+none");
+    if !extra.contains(&"--event-log") {
+        // swtpm has no firmware log; never pick up the host's own.
+        command.args([
+            "--event-log",
+            "/nonexistent/vigil-e2e/binary_bios_measurements",
+        ]);
+    }
     Server::start(command)
 }
 
@@ -399,4 +402,47 @@ pub fn stdout(output: &Output) -> String {
 
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
+}
+
+/// One event of a synthetic log: PCR, event type, SHA-256 digest, data.
+pub struct LogEvent {
+    pub pcr: u32,
+    pub event_type: u32,
+    pub digest: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+/// A crypto-agile TCG event log with a SHA-256 bank (what firmware writes), for hosts
+/// like swtpm that have no firmware log of their own.
+pub fn synthetic_event_log(events: &[LogEvent]) -> Vec<u8> {
+    let mut spec = b"Spec ID Event03\0".to_vec();
+    spec.extend(0u32.to_le_bytes());
+    spec.extend([0, 2, 0, 2]);
+    spec.extend(1u32.to_le_bytes());
+    spec.extend(0x000bu16.to_le_bytes());
+    spec.extend(32u16.to_le_bytes());
+    spec.push(0);
+    let mut log = Vec::new();
+    log.extend(0u32.to_le_bytes());
+    log.extend(3u32.to_le_bytes());
+    log.extend([0u8; 20]);
+    log.extend((spec.len() as u32).to_le_bytes());
+    log.extend(spec);
+    for event in events {
+        log.extend(event.pcr.to_le_bytes());
+        log.extend(event.event_type.to_le_bytes());
+        log.extend(1u32.to_le_bytes());
+        log.extend(0x000bu16.to_le_bytes());
+        log.extend(&event.digest);
+        log.extend((event.data.len() as u32).to_le_bytes());
+        log.extend(&event.data);
+    }
+    log
 }

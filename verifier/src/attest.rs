@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use vigil_proto::binding::qualifying_data;
 use vigil_proto::v1::{Evidence, PcrSelection};
 
+use crate::evidence::eventlog;
 use crate::evidence::tpm as tpm_evidence;
 use crate::nonce::{self, DEFAULT_NONCE_TTL_SECS};
 use crate::report::{AK_TRUST_TOFU, AttestationReport, Check, Verdict};
@@ -196,6 +197,7 @@ impl Verifier {
 
         let recorded = store.node(node_id)?;
         let mut quoted_pcrs = BTreeMap::new();
+        let mut verified_pcrs: Option<tpm_evidence::PcrValues> = None;
         let mut ak_name = String::new();
         let mut ak_public_seen: Option<Vec<u8>> = None;
         match evidence
@@ -242,6 +244,7 @@ impl Verifier {
                             format!("recomputed over {} quoted PCR values", verified.pcr_count()),
                         ));
                         checks.push(coverage_check(&self.config.required_pcrs, &verified.pcrs));
+                        verified_pcrs = Some(verified.pcrs.clone());
                         quoted_pcrs = verified
                             .pcrs
                             .iter()
@@ -258,7 +261,8 @@ impl Verifier {
             }
         }
 
-        checks.push(event_log_check(evidence));
+        let (log_checks, claims) = event_log_checks(evidence, verified_pcrs.as_ref());
+        checks.extend(log_checks);
         if !evidence.gpus.is_empty() {
             // Deny by default: evidence this build cannot verify is not a pass.
             checks.push(Check::fail(
@@ -273,6 +277,7 @@ impl Verifier {
         let mut report = AttestationReport::new(node_id, nonce, now, checks);
         report.ak_name = ak_name;
         report.quoted_pcrs = quoted_pcrs;
+        report.claims = claims;
         report.ak_trust = recorded
             .as_ref()
             .map(|r| r.ak_trust.clone())
@@ -390,20 +395,120 @@ fn coverage_check(required: &[u32], quoted: &tpm_evidence::PcrValues) -> Check {
     }
 }
 
-fn event_log_check(evidence: &Evidence) -> Check {
-    match &evidence.event_log {
-        Some(log) if log.present => Check::pass(
-            "eventlog.received",
-            format!(
-                "{} bytes from {} (replay against the quote not yet appraised)",
-                log.data.len(),
-                log.source
-            ),
-        ),
-        Some(log) => Check::pass(
-            "eventlog.received",
-            format!("none: {} (boot chain not appraised)", log.note),
-        ),
-        None => Check::pass("eventlog.received", "none sent (boot chain not appraised)"),
+/// PCRs 0..=LOG_COMPLETE_PCRS are extended only through events of the firmware log.
+const LOG_COMPLETE_PCRS: u32 = 9;
+
+/// Replays the event log against the verified PCR values. A log that does not parse, or
+/// replays to other values than the quote proves, fails; a host without a log passes this
+/// stage with that said plainly (appraisal against a baseline decides whether a log is required).
+fn event_log_checks(
+    evidence: &Evidence,
+    verified_pcrs: Option<&tpm_evidence::PcrValues>,
+) -> (Vec<Check>, Vec<eventlog::Claim>) {
+    let log = match &evidence.event_log {
+        Some(log) if log.present => log,
+        Some(log) => {
+            return (
+                vec![Check::pass(
+                    "eventlog.received",
+                    format!("none: {} (boot chain not appraised)", log.note),
+                )],
+                Vec::new(),
+            );
+        }
+        None => {
+            return (
+                vec![Check::pass(
+                    "eventlog.received",
+                    "none sent (boot chain not appraised)",
+                )],
+                Vec::new(),
+            );
+        }
+    };
+    let parsed = match eventlog::parse(&log.data) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            return (
+                vec![Check::fail("eventlog.parse", error.to_string())],
+                Vec::new(),
+            );
+        }
+    };
+    let mut checks = vec![Check::pass(
+        "eventlog.parse",
+        format!("{} events from {}", parsed.events.len(), log.source),
+    )];
+    let Some(quoted) = verified_pcrs else {
+        checks.push(Check::fail(
+            "eventlog.replay",
+            "not compared: the quote did not verify, so no PCR value is proven",
+        ));
+        return (checks, Vec::new());
+    };
+    let replayed = eventlog::replay(&parsed);
+    let mut mismatches: Vec<String> = eventlog::compare(&replayed, quoted, &[])
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    // The firmware log must account for every change to PCRs 0-9: one that the log never
+    // extends must still hold its initial value, or events were left out of the log.
+    for (bank, pcrs) in quoted {
+        let Some(replayed_bank) = replayed.banks.get(bank) else {
+            continue;
+        };
+        for (index, value) in pcrs.range(0..=LOG_COMPLETE_PCRS) {
+            if !replayed_bank.contains_key(index) && value.iter().any(|b| *b != 0) {
+                mismatches.push(format!(
+                    "{}:{index} quoted {} but the log records no event for it (events left out?)",
+                    bank.name(),
+                    hex::encode(value)
+                ));
+            }
+        }
     }
+    let compared: usize = quoted
+        .iter()
+        .map(|(bank, pcrs)| {
+            replayed
+                .banks
+                .get(bank)
+                .map_or(0, |r| pcrs.keys().filter(|i| r.contains_key(i)).count())
+        })
+        .sum();
+    if !mismatches.is_empty() {
+        checks.push(Check::fail("eventlog.replay", mismatches.join("; ")));
+        return (checks, Vec::new());
+    }
+    if compared == 0 {
+        checks.push(Check::fail(
+            "eventlog.replay",
+            "the log covers none of the quoted PCRs in any bank it replays",
+        ));
+        return (checks, Vec::new());
+    }
+    checks.push(Check::pass(
+        "eventlog.replay",
+        format!("{compared} quoted PCR values reproduced by the log"),
+    ));
+    let claims = eventlog::claims(&parsed);
+    let failed: Vec<&str> = claims
+        .iter()
+        .filter(|c| matches!(c.status, eventlog::ClaimStatus::Failed(_)))
+        .map(|c| c.name.as_str())
+        .collect();
+    checks.push(Check::pass(
+        "eventlog.claims",
+        if failed.is_empty() {
+            format!("{} boot claims extracted", claims.len())
+        } else {
+            format!(
+                "{} boot claims extracted; {} whose event data does not match its digest (not trusted): {}",
+                claims.len(),
+                failed.len(),
+                failed.join(", ")
+            )
+        },
+    ));
+    (checks, claims)
 }

@@ -57,6 +57,9 @@ pub struct AttestationReport {
     pub verified_at: i64,
     /// Verified PCR values: bank -> PCR index -> hex digest. Only quoted PCRs appear.
     pub quoted_pcrs: BTreeMap<String, BTreeMap<u32, String>>,
+    /// Boot claims from the event log (empty when there is none or it did not replay).
+    #[serde(default)]
+    pub claims: Vec<crate::evidence::eventlog::Claim>,
 }
 
 impl AttestationReport {
@@ -76,6 +79,7 @@ impl AttestationReport {
             nonce: hex::encode(nonce),
             verified_at,
             quoted_pcrs: BTreeMap::new(),
+            claims: Vec::new(),
         }
     }
 

@@ -16,7 +16,7 @@ use super::uefi::{
 };
 use crate::evidence::tpm::HashAlg;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", tag = "type", content = "value")]
 pub enum ClaimValue {
     Bool(bool),
@@ -26,7 +26,7 @@ pub enum ClaimValue {
     List(Vec<String>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", tag = "status", content = "reason")]
 pub enum ClaimStatus {
     /// The event data hashes to every computable digest the firmware extended.
@@ -37,14 +37,14 @@ pub enum ClaimStatus {
     Failed(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Provenance {
     pub event: usize,
     pub pcr: u32,
     pub offset: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Claim {
     pub name: String,
     pub value: ClaimValue,
