@@ -491,7 +491,11 @@ fn event_log_checks(
         "eventlog.replay",
         format!("{compared} quoted PCR values reproduced by the log"),
     ));
-    let claims = eventlog::claims(&parsed);
+    let quoted_indices: std::collections::BTreeSet<u32> = quoted
+        .values()
+        .flat_map(|pcrs| pcrs.keys().copied())
+        .collect();
+    let claims = eventlog::bind_to_quote(eventlog::claims(&parsed), &quoted_indices);
     let failed: Vec<&str> = claims
         .iter()
         .filter(|c| matches!(c.status, eventlog::ClaimStatus::Failed(_)))

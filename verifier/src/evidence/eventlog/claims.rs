@@ -414,6 +414,28 @@ fn gpt_summary(data: &[u8]) -> Option<(String, u64)> {
     Some((guid_string(&guid), count))
 }
 
+/// Claims from events on PCRs the quote does not cover are not proven by anything: the
+/// TPM never vouched for those extends. Their status becomes unverifiable (a failed claim
+/// stays failed).
+pub fn bind_to_quote(
+    claims: Vec<Claim>,
+    quoted_pcrs: &std::collections::BTreeSet<u32>,
+) -> Vec<Claim> {
+    claims
+        .into_iter()
+        .map(|mut claim| {
+            let pcr = claim.provenance.pcr;
+            if !quoted_pcrs.contains(&pcr) && !matches!(claim.status, ClaimStatus::Failed(_)) {
+                claim.status = ClaimStatus::Unverifiable(format!(
+                    "PCR {pcr} is not in the quote: nothing proves event {} was measured",
+                    claim.provenance.event
+                ));
+            }
+            claim
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,6 +559,30 @@ mod tests {
         let mismatches = compare(&replayed, &quoted, &[]);
         assert_eq!(mismatches.len(), 1);
         assert_eq!(mismatches[0].events, vec![1]);
+    }
+
+    #[test]
+    fn claims_from_a_pcr_outside_the_quote_are_not_proven() {
+        let data = variable("SecureBoot", &[1]);
+        let log = parse(&agile_log(&[(
+            7,
+            EV_EFI_VARIABLE_DRIVER_CONFIG,
+            sha256(&data),
+            data,
+        )]))
+        .unwrap();
+        let quoted: std::collections::BTreeSet<u32> = [0, 1, 2, 3, 4, 5, 6].into();
+        let bound = bind_to_quote(claims(&log), &quoted);
+        let secure_boot = find(&bound, "boot.secure_boot.enabled");
+        assert!(
+            matches!(&secure_boot.status, ClaimStatus::Unverifiable(why) if why.contains("PCR 7"))
+        );
+        let quoted: std::collections::BTreeSet<u32> = (0..=7).collect();
+        let bound = bind_to_quote(claims(&log), &quoted);
+        assert_eq!(
+            find(&bound, "boot.secure_boot.enabled").status,
+            ClaimStatus::Verified
+        );
     }
 
     #[test]

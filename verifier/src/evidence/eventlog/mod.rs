@@ -7,6 +7,6 @@ pub mod render;
 pub mod replay;
 pub mod uefi;
 
-pub use claims::{Claim, ClaimStatus, ClaimValue, claims};
+pub use claims::{Claim, ClaimStatus, ClaimValue, bind_to_quote, claims};
 pub use parse::{Event, EventLog, LogFormat, ParseError, parse};
 pub use replay::{PcrMismatch, Replay, compare, replay};
