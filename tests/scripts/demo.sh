@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Vigil demo: a software TPM, an attester and a verifier on this machine. The attester's
-# node is challenged, its quote verified, the verdict printed; then an impostor with
-# another AK claims the same node and is refused; then the verdict history is printed.
+# Vigil demo: a software TPM "manufactured" with an EK certificate from a local CA, an
+# attester and a verifier on this machine. The node is registered (EK certificate chain +
+# credential activation), challenged, its quote verified and the verdict printed; then a
+# second TPM claims to be the same node and is refused; then the verdict history is printed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -25,7 +26,30 @@ trap cleanup EXIT
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-start_swtpm() {  # $1: state dir; prints the command port
+# Manufacture a TPM: swtpm_setup writes an EK certificate issued by a local CA in $work/ca.
+manufacture_tpm() {  # $1: state dir
+  local state="$1"
+  mkdir -p "$state" "$work/ca"
+  cat >"$work/ca/localca.conf" <<CONF
+statedir = $work/ca
+signingkey = $work/ca/signkey.pem
+issuercert = $work/ca/issuercert.pem
+certserial = $work/ca/certserial
+CONF
+  printf -- '--platform-manufacturer Vigil-demo\n--platform-version 1.0\n--platform-model demo\n' >"$work/ca/localca.options"
+  cat >"$state.setup.conf" <<CONF
+create_certs_tool = swtpm_localca
+create_certs_tool_config = $work/ca/localca.conf
+create_certs_tool_options = $work/ca/localca.options
+active_pcr_banks = sha1,sha256
+CONF
+  swtpm_setup --tpm2 --tpmstate "$state" --create-ek-cert --lock-nvram --overwrite \
+    --config "$state.setup.conf" --logfile "$state.setup.log" >/dev/null
+}
+
+# Helpers set globals instead of printing: a $(...) subshell would lose the started
+# process ids and run the EXIT trap early.
+start_swtpm() {  # $1: state dir; sets tpm_port
   local state="$1" port
   mkdir -p "$state"
   for _ in $(seq 1 50); do
@@ -37,7 +61,7 @@ start_swtpm() {  # $1: state dir; prints the command port
       --flags not-need-init,startup-clear --log "file=$state/swtpm.log" &
     pids+=($!)
     for _ in $(seq 1 200); do
-      port_free "$port" || { echo "$port"; return 0; }
+      port_free "$port" || { tpm_port="$port"; return 0; }
       sleep 0.02
     done
   done
@@ -45,10 +69,10 @@ start_swtpm() {  # $1: state dir; prints the command port
   return 1
 }
 
-wait_listening() {  # $1: log file; prints the address the server printed
+wait_listening() {  # $1: log file; sets address to the address the server printed
   for _ in $(seq 1 500); do
     if grep -q " listening on " "$1" 2>/dev/null; then
-      sed -n 's/.* listening on \([^ ]*\).*/\1/p' "$1" | head -n 1
+      address="$(sed -n 's/.* listening on \([^ ]*\).*/\1/p' "$1" | head -n 1)"
       return 0
     fi
     sleep 0.02
@@ -58,23 +82,35 @@ wait_listening() {  # $1: log file; prints the address the server printed
   return 1
 }
 
-echo "==> starting a software TPM (swtpm)"
-tpm_port="$(start_swtpm "$work/tpm")"
+echo "==> manufacturing a software TPM with an EK certificate from a local CA (swtpm_setup)"
+manufacture_tpm "$work/tpm"
+mkdir -p "$work/trust"
+cp "$work/ca/swtpm-localca-rootca-cert.pem" "$work/ca/issuercert.pem" "$work/trust/"
+echo "    the local CA plays the TPM vendor: its certificates are the verifier's EK trust roots"
+start_swtpm "$work/tpm"
 echo "    swtpm on 127.0.0.1:$tpm_port (control $((tpm_port + 1)))"
 
 echo "==> starting vigil-attester (creates and persists an ECC P-256 AK)"
 "$bin/vigil-attester" serve --listen 127.0.0.1:0 --tcti "swtpm:host=127.0.0.1,port=$tpm_port" \
   --state-dir "$work/attester" --node-id demo-gpu-host >"$work/attester.log" 2>&1 &
 pids+=($!)
-attester="$(wait_listening "$work/attester.log")"
+wait_listening "$work/attester.log"
+attester="$address"
 echo "    attester on $attester"
 
 echo "==> starting the verifier (vigil serve, embedded SQLite at $work/vigil.db)"
 "$bin/vigil" serve --listen 127.0.0.1:0 --db "$work/vigil.db" >"$work/vigil.log" 2>&1 &
 pids+=($!)
-verifier="$(wait_listening "$work/vigil.log")"
+wait_listening "$work/vigil.log"
+verifier="$address"
 echo "    verifier on $verifier"
 echo "    NOTE: DEV MODE - plaintext gRPC on loopback, no client authentication"
+
+echo
+echo "==> vigil node register $attester --group demo (EK certificate chain, then credential activation)"
+"$bin/vigil" node register "$attester" --group demo --ek-roots "$work/trust" --db "$work/vigil.db" \
+  && status=0 || status=$?
+echo "    exit code $status"
 
 echo
 echo "==> vigil verify --node $attester --verifier http://$verifier"
@@ -82,14 +118,21 @@ echo "==> vigil verify --node $attester --verifier http://$verifier"
 echo "    exit code $status (0 = pass, 1 = fail, 2 = error)"
 
 echo
-echo "==> an impostor: another AK (another TPM) claims to be demo-gpu-host"
-tpm2_port="$(start_swtpm "$work/tpm2")"
+echo "==> an impostor: another genuine TPM (same vendor CA) claims to be demo-gpu-host"
+manufacture_tpm "$work/tpm2"
+start_swtpm "$work/tpm2"
+tpm2_port="$tpm_port"
 "$bin/vigil-attester" serve --listen 127.0.0.1:0 --tcti "swtpm:host=127.0.0.1,port=$tpm2_port" \
   --state-dir "$work/impostor" --node-id demo-gpu-host >"$work/impostor.log" 2>&1 &
 pids+=($!)
-impostor="$(wait_listening "$work/impostor.log")"
+wait_listening "$work/impostor.log"
+impostor="$address"
 "$bin/vigil" verify --node "$impostor" --verifier "http://$verifier" && status=0 || status=$?
 echo "    exit code $status (0 = pass, 1 = fail, 2 = error)"
+
+echo
+echo "==> nodes (vigil nodes)"
+"$bin/vigil" nodes --db "$work/vigil.db"
 
 echo
 echo "==> verdict history (vigil history)"

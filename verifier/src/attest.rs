@@ -278,10 +278,16 @@ impl Verifier {
         report.ak_name = ak_name;
         report.quoted_pcrs = quoted_pcrs;
         report.claims = claims;
-        report.ak_trust = recorded
+        // The trust label belongs to the recorded AK: only a matching AK inherits it.
+        let ak_matches_record = recorded
             .as_ref()
-            .map(|r| r.ak_trust.clone())
-            .unwrap_or_else(|| AK_TRUST_TOFU.to_owned());
+            .is_some_and(|r| Some(&r.ak_public) == ak_public_seen.as_ref());
+        report.ak_trust = match &recorded {
+            Some(record) if ak_matches_record => record.ak_trust.clone(),
+            Some(_) => "untrusted".to_owned(),
+            None if self.config.allow_tofu => AK_TRUST_TOFU.to_owned(),
+            None => "unregistered".to_owned(),
+        };
 
         // Trust on first use: record the AK only when everything else checked out.
         if let (None, Verdict::Pass, Some(ak_public)) = (&recorded, report.verdict, ak_public_seen)
@@ -365,11 +371,11 @@ fn ak_known_check(
         Some(node) => Check::fail(
             "ak.known",
             format!(
-                "AK {} is not the AK recorded for node {} ({}, first seen {})",
+                "AK {} is not the AK recorded for node {} ({}, recorded {})",
                 hex::encode(ak_name),
                 node.node_id,
                 hex::encode(&node.ak_name),
-                node.first_seen
+                crate::report::format_unix_utc(node.registered_at.unwrap_or(node.first_seen))
             ),
         ),
     }

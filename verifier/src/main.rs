@@ -15,7 +15,7 @@ use vigil_proto::v1::verifier_server::VerifierServer;
 use vigil_verifier::attest::{Verifier, VerifierConfig};
 use vigil_verifier::evidence::tpm::offline::{QuoteFiles, check_quote_files};
 use vigil_verifier::pull::{MAX_EVIDENCE_BYTES, attest_node, endpoint_uri};
-use vigil_verifier::report::{AttestationReport, Verdict};
+use vigil_verifier::report::{AttestationReport, Verdict, format_unix_utc};
 use vigil_verifier::service::VerifierService;
 use vigil_verifier::store::Store;
 
@@ -406,27 +406,6 @@ fn history(args: HistoryArgs) -> Result<(), AnyError> {
         records.len()
     );
     Ok(())
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` from Unix seconds (civil-from-days, proleptic Gregorian).
-fn format_unix_utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 fn node_command(command: NodeCommand) -> Result<Verdict, AnyError> {

@@ -42,6 +42,27 @@ impl Check {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` from Unix seconds (civil-from-days, proleptic Gregorian).
+pub fn format_unix_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// How far the node's AK is trusted.
 pub const AK_TRUST_TOFU: &str = "tofu";
 
@@ -256,5 +277,17 @@ mod tests {
             AttestationReport::new("n", &[1, 2], 5, vec![Check::fail("quote.signature", "bad")]);
         let back = AttestationReport::from_proto(&report.to_proto());
         assert_eq!(back, report);
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::format_unix_utc;
+
+    #[test]
+    fn unix_times_format_as_utc() {
+        assert_eq!(format_unix_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_unix_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_unix_utc(1_795_903_229), "2026-11-28T22:00:29Z");
     }
 }
