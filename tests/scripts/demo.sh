@@ -99,7 +99,7 @@ attester="$address"
 echo "    attester on $attester"
 
 echo "==> starting the verifier (vigil serve, embedded SQLite at $work/vigil.db)"
-"$bin/vigil" serve --listen 127.0.0.1:0 --db "$work/vigil.db" >"$work/vigil.log" 2>&1 &
+"$bin/vigil" serve --listen 127.0.0.1:0 --db "$work/vigil.db" --ek-roots "$work/trust" >"$work/vigil.log" 2>&1 &
 pids+=($!)
 wait_listening "$work/vigil.log"
 verifier="$address"
@@ -108,7 +108,7 @@ echo "    NOTE: DEV MODE - plaintext gRPC on loopback, no client authentication"
 
 echo
 echo "==> vigil node register $attester --group demo (EK certificate chain, then credential activation)"
-"$bin/vigil" node register "$attester" --group demo --ek-roots "$work/trust" --db "$work/vigil.db" \
+"$bin/vigil" node register "$attester" --group demo --verifier "http://$verifier" \
   && status=0 || status=$?
 echo "    exit code $status"
 

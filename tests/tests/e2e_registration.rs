@@ -256,3 +256,50 @@ fn a_wrong_activation_answer_fails_registration() {
         .to_owned();
     assert!(detail.contains("wrong secret"), "{detail}");
 }
+
+#[test]
+fn registration_through_the_registrar_service_then_attestation_through_the_verifier() {
+    let ca = EkCa::new();
+    let tpm = Swtpm::start_with_ek_certificate(&ca);
+    let trust = ca.trust_dir();
+    let dir = TempDir::new("registrar");
+    let attester = start_attester(&tpm, &dir.join("attester"), "grpc-node", &[]);
+    let verifier = start_verifier(
+        &dir.join("vigil.db"),
+        &["--ek-roots", trust.to_str().unwrap()],
+    );
+
+    let out = vigil(&[
+        "verify",
+        "--node",
+        &attester.address,
+        "--verifier",
+        &verifier.url(),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 1, "unregistered: {}", stdout(&out));
+
+    let out = vigil(&[
+        "node",
+        "register",
+        &attester.address,
+        "--group",
+        "gpu-b",
+        "--verifier",
+        &verifier.url(),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(json_of(&out)["ak_trust"], "ek-certified");
+
+    let out = vigil(&[
+        "verify",
+        "--node",
+        &attester.address,
+        "--verifier",
+        &verifier.url(),
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert_eq!(json_of(&out)["ak_trust"], "ek-certified");
+}

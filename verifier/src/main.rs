@@ -77,6 +77,39 @@ struct ServeArgs {
     listen: String,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    ek: EkPolicyArgs,
+}
+
+#[derive(Args)]
+struct EkPolicyArgs {
+    /// Directory of trusted TPM vendor CA certificates (roots and intermediates).
+    #[arg(long, env = "VIGIL_EK_ROOTS")]
+    ek_roots: Option<PathBuf>,
+    /// SHA-256 (hex) of an EK TPM2B_PUBLIC to accept without a certificate; repeatable.
+    #[arg(long)]
+    ek_allow: Vec<String>,
+}
+
+impl EkPolicyArgs {
+    fn policy(
+        &self,
+    ) -> Result<vigil_verifier::registration::register::RegistrationPolicy, AnyError> {
+        use vigil_verifier::registration::trust::TrustStore;
+        let trust = match &self.ek_roots {
+            Some(dir) => TrustStore::load_dir(dir)?,
+            None => TrustStore::default(),
+        };
+        let ek_allowlist = self
+            .ek_allow
+            .iter()
+            .map(|h| hex::decode(h.trim()).map_err(|e| format!("--ek-allow {h:?} is not hex: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(vigil_verifier::registration::register::RegistrationPolicy {
+            trust,
+            ek_allowlist,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -120,12 +153,11 @@ struct RegisterArgs {
     /// The node group (baselines apply per group).
     #[arg(long, default_value = "default")]
     group: String,
-    /// Directory of trusted TPM vendor CA certificates (roots and intermediates).
-    #[arg(long, env = "VIGIL_EK_ROOTS")]
-    ek_roots: Option<PathBuf>,
-    /// SHA-256 (hex) of an EK TPM2B_PUBLIC to accept without a certificate; repeatable.
+    #[command(flatten)]
+    ek: EkPolicyArgs,
+    /// Ask this running verifier (`vigil serve`, with its own EK policy) to register the node.
     #[arg(long)]
-    ek_allow: Vec<String>,
+    verifier: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
     /// Print the result as JSON.
@@ -271,13 +303,19 @@ fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), AnyError> {
+    use vigil_proto::v1::registrar_server::RegistrarServer;
+    use vigil_verifier::service::RegistrarService;
     let verifier = open_verifier(&args.store)?;
+    let policy = args.ek.policy()?;
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen).await?;
         let address = listener.local_addr()?;
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<VerifierServer<VerifierService>>()
+            .await;
+        health_reporter
+            .set_serving::<RegistrarServer<RegistrarService>>()
             .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
@@ -290,6 +328,7 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
         Server::builder()
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(RegistrarServer::new(RegistrarService::new(Arc::clone(&verifier), policy)))
             .add_service(
                 VerifierServer::new(VerifierService::new(verifier))
                     .max_decoding_message_size(MAX_EVIDENCE_BYTES),
@@ -429,24 +468,36 @@ fn node_command(command: NodeCommand) -> Result<Verdict, AnyError> {
 }
 
 fn register(args: RegisterArgs) -> Result<Verdict, AnyError> {
-    use vigil_verifier::registration::register::{RegistrationPolicy, register_node};
-    use vigil_verifier::registration::trust::TrustStore;
-    let trust = match &args.ek_roots {
-        Some(dir) => TrustStore::load_dir(dir)?,
-        None => TrustStore::default(),
+    use vigil_proto::v1::RegisterNodeRequest;
+    use vigil_proto::v1::registrar_client::RegistrarClient;
+    use vigil_verifier::registration::register::register_node;
+    let report = match &args.verifier {
+        Some(url) => runtime()?.block_on(async {
+            let mut client = RegistrarClient::connect(endpoint_uri(url))
+                .await
+                .map_err(|e| format!("cannot reach the verifier at {url}: {e}"))?;
+            let result = client
+                .register_node(RegisterNodeRequest {
+                    address: args.address.clone(),
+                    group: args.group.clone(),
+                })
+                .await
+                .map_err(|s| {
+                    format!(
+                        "verifier refused RegisterNode: {}: {}",
+                        s.code(),
+                        s.message()
+                    )
+                })?
+                .into_inner();
+            Ok::<_, AnyError>(AttestationReport::from_proto(&result))
+        })?,
+        None => {
+            let policy = args.ek.policy()?;
+            let verifier = open_verifier(&args.store)?;
+            runtime()?.block_on(register_node(verifier, &policy, &args.address, &args.group))?
+        }
     };
-    let ek_allowlist = args
-        .ek_allow
-        .iter()
-        .map(|h| hex::decode(h.trim()).map_err(|e| format!("--ek-allow {h:?} is not hex: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let policy = RegistrationPolicy {
-        trust,
-        ek_allowlist,
-    };
-    let verifier = open_verifier(&args.store)?;
-    let report =
-        runtime()?.block_on(register_node(verifier, &policy, &args.address, &args.group))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

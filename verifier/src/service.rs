@@ -10,6 +10,9 @@ use vigil_proto::v1::{
 
 use crate::attest::{Verifier, VerifierError, unix_now};
 use crate::pull::{PullError, attest_node};
+use crate::registration::register::{RegistrationPolicy, register_node};
+use vigil_proto::v1::registrar_server::Registrar;
+use vigil_proto::v1::{DeregisterRequest, DeregisterResponse, RegisterNodeRequest};
 
 pub struct VerifierService {
     verifier: Arc<Verifier>,
@@ -18,6 +21,16 @@ pub struct VerifierService {
 impl VerifierService {
     pub fn new(verifier: Arc<Verifier>) -> Self {
         VerifierService { verifier }
+    }
+}
+
+fn pull_status(error: PullError) -> Status {
+    match error {
+        PullError::Address { .. } => Status::invalid_argument(error.to_string()),
+        PullError::Connect { .. } | PullError::Call { .. } => {
+            Status::unavailable(error.to_string())
+        }
+        PullError::Verifier(inner) => verifier_status(inner),
     }
 }
 
@@ -76,13 +89,61 @@ impl VerifierRpc for VerifierService {
         let address = request.into_inner().address;
         let report = attest_node(Arc::clone(&self.verifier), &address)
             .await
-            .map_err(|error| match error {
-                PullError::Address { .. } => Status::invalid_argument(error.to_string()),
-                PullError::Connect { .. } | PullError::Call { .. } => {
-                    Status::unavailable(error.to_string())
-                }
-                PullError::Verifier(inner) => verifier_status(inner),
-            })?;
+            .map_err(pull_status)?;
         Ok(Response::new(report.to_proto()))
+    }
+}
+
+/// The `vigil.v1.Registrar` service: registration with the server's EK trust policy.
+pub struct RegistrarService {
+    verifier: Arc<Verifier>,
+    policy: Arc<RegistrationPolicy>,
+}
+
+impl RegistrarService {
+    pub fn new(verifier: Arc<Verifier>, policy: RegistrationPolicy) -> Self {
+        RegistrarService {
+            verifier,
+            policy: Arc::new(policy),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Registrar for RegistrarService {
+    async fn register_node(
+        &self,
+        request: Request<RegisterNodeRequest>,
+    ) -> Result<Response<AttestationResult>, Status> {
+        let request = request.into_inner();
+        let group = if request.group.is_empty() {
+            "default".to_owned()
+        } else {
+            request.group
+        };
+        if group.len() > 128 || group.chars().any(char::is_control) {
+            return Err(Status::invalid_argument(
+                "group must be 1..=128 printable characters",
+            ));
+        }
+        let report = register_node(
+            Arc::clone(&self.verifier),
+            &self.policy,
+            &request.address,
+            &group,
+        )
+        .await
+        .map_err(pull_status)?;
+        Ok(Response::new(report.to_proto()))
+    }
+
+    async fn deregister(
+        &self,
+        request: Request<DeregisterRequest>,
+    ) -> Result<Response<DeregisterResponse>, Status> {
+        let node_id = request.into_inner().node_id;
+        let verifier = Arc::clone(&self.verifier);
+        let removed = blocking(move || verifier.remove_node(&node_id)).await?;
+        Ok(Response::new(DeregisterResponse { removed }))
     }
 }
