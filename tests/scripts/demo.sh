@@ -135,5 +135,9 @@ echo "==> nodes (vigil nodes)"
 "$bin/vigil" nodes --db "$work/vigil.db"
 
 echo
-echo "==> verdict history (vigil history)"
-"$bin/vigil" history --db "$work/vigil.db"
+echo "==> audit trail (vigil audit list): every registration and verdict, in a Merkle log"
+"$bin/vigil" audit list --db "$work/vigil.db"
+
+echo
+echo "==> vigil audit verify --key \"\$(vigil audit key)\": recompute the tree, check the signed checkpoints"
+"$bin/vigil" audit verify --db "$work/vigil.db" --key "$("$bin/vigil" audit key --db "$work/vigil.db")"

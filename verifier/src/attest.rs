@@ -117,7 +117,18 @@ impl Verifier {
                 record.node_id
             )));
         }
-        store.replace_node(record)?;
+        store.replace_node(record, &vigil_audit::AuditEntry {
+            kind: "node.registered".to_owned(),
+            time: record.registered_at.unwrap_or(record.last_seen),
+            subject: record.node_id.clone(),
+            body: serde_json::json!({
+                "group": record.group,
+                "ak_trust": record.ak_trust,
+                "ak_name": hex::encode(&record.ak_name),
+                "ek_sha256": record.ek_public.as_deref().map(crate::registration::register::ek_fingerprint).map(hex::encode),
+                "address": record.address,
+            }),
+        })?;
         Ok(())
     }
 
@@ -128,7 +139,7 @@ impl Verifier {
 
     /// Forgets a node (its history stays). False if it was unknown.
     pub fn remove_node(&self, node_id: &str) -> Result<bool, VerifierError> {
-        Ok(self.store()?.remove_node(node_id)?)
+        Ok(self.store()?.remove_node(node_id, unix_now())?)
     }
 
     /// Issues a single-use nonce for `node_id` and says which PCRs to quote.
@@ -319,7 +330,8 @@ impl Verifier {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
         };
-        store.record_verdict(node_id, nonce, now, verdict, &json)?;
+        let evidence_bytes = prost::Message::encode_to_vec(evidence);
+        store.record_verdict(node_id, nonce, now, verdict, &json, &evidence_bytes)?;
         Ok(report)
     }
 }

@@ -43,6 +43,11 @@ enum Command {
     },
     /// List the nodes the verifier knows.
     Nodes(NodesArgs),
+    /// The tamper-evident audit log: every verdict, registration and removal.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// The verdicts recorded in the store, oldest first.
     History(HistoryArgs),
     /// Measured-boot event logs: show them, replay them, compare with PCR values.
@@ -184,6 +189,64 @@ enum NodesCommand {
     Status { node: String },
 }
 
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// List entries, oldest first.
+    List {
+        #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+        db: PathBuf,
+        /// Only entries about this node.
+        #[arg(long)]
+        node: Option<String>,
+        /// Only entries of this kind (verdict, node.registered, node.removed, ...).
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one entry in full.
+    Show {
+        index: u64,
+        #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+        db: PathBuf,
+    },
+    /// Recompute the whole tree, check every checkpoint signature and their consistency.
+    Verify {
+        #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+        db: PathBuf,
+        /// The audit key to trust (`vigil audit key` prints it); default: the key beside the database.
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inclusion proof of one entry in the latest signed checkpoint.
+    Prove {
+        index: u64,
+        #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+        db: PathBuf,
+    },
+    /// Export entries, checkpoints, public key and referenced evidence as one JSON bundle.
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+        db: PathBuf,
+    },
+    /// Verify an exported bundle with nothing but the bundle and the trusted key.
+    VerifyBundle {
+        bundle: PathBuf,
+        /// The trusted audit key, as `vigil audit key` prints it.
+        #[arg(long)]
+        key: String,
+    },
+    /// Print the audit public key (note verifier-key format: name+hash+base64).
+    Key {
+        #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+        db: PathBuf,
+    },
+}
+
 #[derive(Args)]
 struct HistoryArgs {
     /// The embedded SQLite database.
@@ -261,6 +324,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args).map(|()| Verdict::Pass),
         Command::Verify(args) => verify(args),
         Command::History(args) => history(args).map(|()| Verdict::Pass),
+        Command::Audit { command } => audit_command(command),
         Command::Node { command } => node_command(command),
         Command::Nodes(args) => match args.command {
             None | Some(NodesCommand::List) => list_nodes(&args.db, None, args.json),
@@ -662,6 +726,170 @@ fn eventlog_command(command: EventlogCommand) -> Result<Verdict, AnyError> {
             } else {
                 Verdict::Fail
             })
+        }
+    }
+}
+
+fn open_existing_store(db: &std::path::Path) -> Result<Store, AnyError> {
+    if !db.exists() {
+        return Err(format!("no database at {}", db.display()).into());
+    }
+    Ok(Store::open(db).map_err(|e| format!("opening {}: {e}", db.display()))?)
+}
+
+fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> {
+    use vigil_audit::AuditPublicKey;
+    match command {
+        AuditCommand::List {
+            db,
+            node,
+            kind,
+            json,
+        } => {
+            let store = open_existing_store(&db)?;
+            let size = vigil_audit::tree_size(store.connection())?;
+            let entries = vigil_audit::read_entries(store.connection(), 0, size)?;
+            let selected: Vec<_> = entries
+                .iter()
+                .filter(|e| node.as_deref().is_none_or(|n| e.entry.subject == n))
+                .filter(|e| kind.as_deref().is_none_or(|k| e.entry.kind == k))
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&selected)?);
+                return Ok(Verdict::Pass);
+            }
+            println!(
+                "{:>5}  {:<20}  {:<16}  {:<24}  summary",
+                "index", "time (UTC)", "kind", "subject"
+            );
+            for stored in &selected {
+                let body = &stored.entry.body;
+                let summary = match stored.entry.kind.as_str() {
+                    "verdict" => body["result"]["checks"]
+                        .as_array()
+                        .map(|checks| {
+                            let failed: Vec<&str> = checks
+                                .iter()
+                                .filter(|c| c["passed"] == false)
+                                .filter_map(|c| c["name"].as_str())
+                                .collect();
+                            if failed.is_empty() {
+                                format!(
+                                    "{} ({} checks)",
+                                    body["verdict"].as_str().unwrap_or("?").to_uppercase(),
+                                    checks.len()
+                                )
+                            } else {
+                                format!(
+                                    "{} failed: {}",
+                                    body["verdict"].as_str().unwrap_or("?").to_uppercase(),
+                                    failed.join(", ")
+                                )
+                            }
+                        })
+                        .unwrap_or_default(),
+                    "node.registered" => format!(
+                        "group {} AK trust {}",
+                        body["group"].as_str().unwrap_or("?"),
+                        body["ak_trust"].as_str().unwrap_or("?")
+                    ),
+                    _ => String::new(),
+                };
+                println!(
+                    "{:>5}  {:<20}  {:<16}  {:<24}  {summary}",
+                    stored.index,
+                    format_unix_utc(stored.entry.time),
+                    stored.entry.kind,
+                    stored.entry.subject
+                );
+            }
+            println!("{} of {size} entries", selected.len());
+            Ok(Verdict::Pass)
+        }
+        AuditCommand::Show { index, db } => {
+            let store = open_existing_store(&db)?;
+            let entry = vigil_audit::get_entry(store.connection(), index)?
+                .ok_or_else(|| format!("no audit entry {index}"))?;
+            println!("{}", serde_json::to_string_pretty(&entry)?);
+            Ok(Verdict::Pass)
+        }
+        AuditCommand::Verify { db, key, json } => {
+            let store = open_existing_store(&db)?;
+            let trusted = match key {
+                Some(text) => {
+                    AuditPublicKey::from_verifier_key(&text).map_err(|e| format!("--key: {e}"))?
+                }
+                None => {
+                    eprintln!(
+                        "vigil: trusting the audit key stored beside the database; pass --key to check against a key you hold"
+                    );
+                    store.audit_public_key()
+                }
+            };
+            match vigil_audit::verify_log(store.connection(), &[trusted]) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        println!(
+                            "OK: {} entries, root {}, {} checkpoints verified, {} entries after the newest checkpoint",
+                            report.tree_size,
+                            hex::encode(report.root_hash),
+                            report.checkpoints_verified,
+                            report.unsigned_entries
+                        );
+                    }
+                    Ok(Verdict::Pass)
+                }
+                Err(error) => {
+                    println!("TAMPERED: {error}");
+                    Ok(Verdict::Fail)
+                }
+            }
+        }
+        AuditCommand::Prove { index, db } => {
+            let store = open_existing_store(&db)?;
+            let note = vigil_audit::latest_checkpoint_note(store.connection())?
+                .ok_or("no checkpoint yet")?;
+            let checkpoint = vigil_audit::parse_checkpoint(&note)?;
+            let proof =
+                vigil_audit::inclusion_proof(store.connection(), index, checkpoint.tree_size)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "proof": proof, "checkpoint": note })
+                )?
+            );
+            Ok(Verdict::Pass)
+        }
+        AuditCommand::Export { out, db } => {
+            let store = open_existing_store(&db)?;
+            let bundle =
+                vigil_audit::export_bundle(store.connection(), &[store.audit_public_key()])?;
+            std::fs::write(&out, bundle.to_json()?)
+                .map_err(|e| format!("{}: {e}", out.display()))?;
+            println!("wrote {}", out.display());
+            Ok(Verdict::Pass)
+        }
+        AuditCommand::VerifyBundle { bundle, key } => {
+            let trusted =
+                AuditPublicKey::from_verifier_key(&key).map_err(|e| format!("--key: {e}"))?;
+            let bytes = std::fs::read(&bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
+            match vigil_audit::verify_bundle(&bytes, &[trusted]) {
+                Ok(report) => {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                    Ok(Verdict::Pass)
+                }
+                Err(error) => {
+                    println!("TAMPERED: {error}");
+                    Ok(Verdict::Fail)
+                }
+            }
+        }
+        AuditCommand::Key { db } => {
+            let store = open_existing_store(&db)?;
+            println!("{}", store.audit_public_key().to_verifier_key());
+            Ok(Verdict::Pass)
         }
     }
 }

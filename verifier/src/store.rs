@@ -18,6 +18,10 @@ pub enum StoreError {
     },
     #[error("database schema version {found} is newer than this build understands ({supported})")]
     TooNew { found: i64, supported: i64 },
+    #[error("audit log: {0}")]
+    Audit(#[from] vigil_audit::AuditError),
+    #[error("audit signing key: {reason}")]
+    AuditKey { reason: String },
 }
 
 fn db(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -122,21 +126,64 @@ pub struct VerdictRecord {
 
 pub struct Store {
     connection: Connection,
+    audit_key: vigil_audit::AuditSigningKey,
+}
+
+/// Name of this verifier's audit log in checkpoints, and of its signing key.
+pub const AUDIT_ORIGIN: &str = "vigil-verifier";
+
+/// Where the audit signing key of the database at `db` is kept.
+pub fn audit_key_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".audit-key");
+    db.with_file_name(name)
+}
+
+/// Loads the Ed25519 audit key beside the database, creating it (mode 0600) on first use.
+fn load_or_create_audit_key(
+    path: Option<&Path>,
+) -> Result<vigil_audit::AuditSigningKey, StoreError> {
+    let key_error = |reason: String| StoreError::AuditKey { reason };
+    let pkcs8 = match path {
+        Some(path) if path.exists() => {
+            std::fs::read(path).map_err(|e| key_error(format!("{}: {e}", path.display())))?
+        }
+        Some(path) => {
+            let pkcs8 = vigil_audit::generate_key().map_err(|e| key_error(e.to_string()))?;
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| key_error(format!("{}: {e}", path.display())))?;
+            file.write_all(&pkcs8)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| key_error(format!("{}: {e}", path.display())))?;
+            pkcs8
+        }
+        None => vigil_audit::generate_key().map_err(|e| key_error(e.to_string()))?,
+    };
+    vigil_audit::load_key(AUDIT_ORIGIN, &pkcs8).map_err(|e| key_error(e.to_string()))
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let connection = Connection::open(path).map_err(db("open"))?;
-        Self::prepare(connection)
+        Self::prepare(connection, Some(&audit_key_path(path)))
     }
 
     /// An in-memory store, for tests and offline one-shot checks.
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::prepare(Connection::open_in_memory().map_err(db("open in memory"))?)
+        Self::prepare(
+            Connection::open_in_memory().map_err(db("open in memory"))?,
+            None,
+        )
     }
 
-    fn prepare(mut connection: Connection) -> Result<Self, StoreError> {
+    fn prepare(mut connection: Connection, audit_key: Option<&Path>) -> Result<Self, StoreError> {
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(db("enable WAL"))?;
@@ -163,7 +210,45 @@ impl Store {
                 .map_err(db("record schema version"))?;
             tx.commit().map_err(db("commit migration"))?;
         }
-        Ok(Store { connection })
+        vigil_audit::migrate(&connection)?;
+        let audit_key = load_or_create_audit_key(audit_key)?;
+        Ok(Store {
+            connection,
+            audit_key,
+        })
+    }
+
+    /// The key that signs this store's audit checkpoints.
+    pub fn audit_public_key(&self) -> vigil_audit::AuditPublicKey {
+        self.audit_key.public_key()
+    }
+
+    /// The connection, for reading the audit log.
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// Appends `entry` (and `blobs`) to the audit log inside `tx` and signs a checkpoint, so
+    /// every acknowledged change is covered by a signed tree head.
+    fn audit(
+        tx: &rusqlite::Transaction<'_>,
+        key: &vigil_audit::AuditSigningKey,
+        entry: &vigil_audit::AuditEntry,
+    ) -> Result<u64, StoreError> {
+        let receipt = vigil_audit::append(tx, entry)?;
+        vigil_audit::checkpoint(tx, key, AUDIT_ORIGIN, entry.time)?;
+        Ok(receipt.index)
+    }
+
+    /// Records an audit entry on its own (registrations, removals).
+    pub fn record_event(&mut self, entry: &vigil_audit::AuditEntry) -> Result<u64, StoreError> {
+        let tx = self
+            .connection
+            .transaction()
+            .map_err(db("begin audit entry"))?;
+        let index = Self::audit(&tx, &self.audit_key, entry)?;
+        tx.commit().map_err(db("commit audit entry"))?;
+        Ok(index)
     }
 
     pub fn insert_nonce(
@@ -279,8 +364,13 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// Replaces a node's record (registration over a trust-on-first-use record).
-    pub fn replace_node(&mut self, node: &NodeRecord) -> Result<(), StoreError> {
+    /// Replaces a node's record (registration over a trust-on-first-use record) and records
+    /// `entry` in the audit log, in one transaction.
+    pub fn replace_node(
+        &mut self,
+        node: &NodeRecord,
+        entry: &vigil_audit::AuditEntry,
+    ) -> Result<(), StoreError> {
         let tx = self
             .connection
             .transaction()
@@ -311,19 +401,35 @@ impl Store {
             ],
         )
         .map_err(db("record registered node"))?;
+        Self::audit(&tx, &self.audit_key, entry)?;
         tx.commit().map_err(db("commit node replace"))
     }
 
-    /// Forgets a node; its verdict history stays. Returns false if there was none.
-    pub fn remove_node(&self, node_id: &str) -> Result<bool, StoreError> {
-        let changed = self
+    /// Forgets a node (its verdict history stays) and records that in the audit log, in one
+    /// transaction. Returns false if there was none.
+    pub fn remove_node(&mut self, node_id: &str, time: i64) -> Result<bool, StoreError> {
+        let tx = self
             .connection
+            .transaction()
+            .map_err(db("begin node removal"))?;
+        let changed = tx
             .execute("DELETE FROM nodes WHERE node_id = ?1", params![node_id])
             .map_err(db("remove node"))?;
+        if changed == 1 {
+            let entry = vigil_audit::AuditEntry {
+                kind: "node.removed".to_owned(),
+                time,
+                subject: node_id.to_owned(),
+                body: serde_json::json!({}),
+            };
+            Self::audit(&tx, &self.audit_key, &entry)?;
+        }
+        tx.commit().map_err(db("commit node removal"))?;
         Ok(changed == 1)
     }
 
-    /// Appends a verdict to the history and updates the node's last verdict, atomically.
+    /// Appends a verdict to the history, the audit log (with the evidence stored
+    /// content-addressed) and the node's last verdict, in one transaction.
     pub fn record_verdict(
         &mut self,
         node_id: &str,
@@ -331,6 +437,7 @@ impl Store {
         verified_at: i64,
         verdict: &str,
         result_json: &str,
+        evidence: &[u8],
     ) -> Result<i64, StoreError> {
         let tx = self.connection.transaction().map_err(db("begin verdict"))?;
         tx.execute(
@@ -345,6 +452,22 @@ impl Store {
             params![node_id, verdict, verified_at],
         )
         .map_err(db("update node verdict"))?;
+        let evidence_digest = vigil_audit::put_blob(&tx, evidence)?;
+        let result: serde_json::Value =
+            serde_json::from_str(result_json).unwrap_or(serde_json::Value::Null);
+        let entry = vigil_audit::AuditEntry {
+            kind: "verdict".to_owned(),
+            time: verified_at,
+            subject: node_id.to_owned(),
+            body: serde_json::json!({
+                "verdict": verdict,
+                "verdict_id": id,
+                "nonce": hex::encode(nonce),
+                "evidence": format!("sha256:{evidence_digest}"),
+                "result": result,
+            }),
+        };
+        Self::audit(&tx, &self.audit_key, &entry)?;
         tx.commit().map_err(db("commit verdict"))?;
         Ok(id)
     }

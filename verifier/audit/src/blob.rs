@@ -1,0 +1,51 @@
+//! Content-addressed evidence storage. Entries reference blobs from their
+//! body as `"sha256:<hex>"`; the blob itself is not in the Merkle tree, its
+//! digest is, so evidence can be pruned without breaking the log.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::AuditError;
+use crate::merkle::sha256;
+
+/// Largest blob accepted (evidence bundles are well below this).
+pub const MAX_BLOB_BYTES: usize = 64 << 20;
+
+/// Is `text` a SHA-256 digest in lowercase hex?
+pub fn is_digest(text: &str) -> bool {
+    text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Stores `bytes` (once; identical bytes are deduplicated) and returns their
+/// SHA-256 digest in lowercase hex.
+pub fn put_blob(conn: &Connection, bytes: &[u8]) -> Result<String, AuditError> {
+    if bytes.len() > MAX_BLOB_BYTES {
+        return Err(AuditError::BlobTooLarge {
+            len: bytes.len(),
+            max: MAX_BLOB_BYTES,
+        });
+    }
+    let digest = hex::encode(sha256(bytes));
+    conn.prepare_cached("INSERT OR IGNORE INTO audit_blob (digest, data) VALUES (?1, ?2)")?
+        .execute(params![digest, bytes])?;
+    Ok(digest)
+}
+
+/// Fetches a blob by digest, checking that its bytes still hash to it.
+pub fn get_blob(conn: &Connection, digest: &str) -> Result<Option<Vec<u8>>, AuditError> {
+    if !is_digest(digest) {
+        return Err(AuditError::BadDigest(digest.chars().take(80).collect()));
+    }
+    let data: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT data FROM audit_blob WHERE digest = ?1")?
+        .query_row([digest], |r| r.get(0))
+        .optional()?;
+    match data {
+        Some(bytes) if hex::encode(sha256(&bytes)) != digest => Err(AuditError::BlobCorrupt {
+            digest: digest.to_owned(),
+        }),
+        other => Ok(other),
+    }
+}
