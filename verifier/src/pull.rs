@@ -41,11 +41,10 @@ pub fn endpoint_uri(address: &str) -> String {
     }
 }
 
-/// Challenges the attester at `address`, appraises what it returns, records the verdict.
-pub async fn attest_node(
-    verifier: Arc<Verifier>,
+/// A client for the attester at `address`, with connect and request timeouts, and the URI used.
+pub async fn connect_attester(
     address: &str,
-) -> Result<AttestationReport, PullError> {
+) -> Result<(AttesterClient<tonic::transport::Channel>, String), PullError> {
     let uri = endpoint_uri(address);
     let endpoint = Endpoint::from_shared(uri.clone())
         .map_err(|e| PullError::Address {
@@ -63,15 +62,27 @@ pub async fn attest_node(
                 .unwrap_or_default()
         ),
     })?;
-    let mut client = AttesterClient::new(channel).max_decoding_message_size(MAX_EVIDENCE_BYTES);
-    let call_error = |call: &'static str| {
-        let uri = uri.clone();
-        move |status: tonic::Status| PullError::Call {
-            address: uri,
-            call,
-            status: format!("{}: {}", status.code(), status.message()),
-        }
-    };
+    let client = AttesterClient::new(channel).max_decoding_message_size(MAX_EVIDENCE_BYTES);
+    Ok((client, uri))
+}
+
+/// Maps a refused attester call to an error naming the attester and the call.
+pub fn call_error(uri: &str, call: &'static str) -> impl FnOnce(tonic::Status) -> PullError {
+    let uri = uri.to_owned();
+    move |status| PullError::Call {
+        address: uri,
+        call,
+        status: format!("{}: {}", status.code(), status.message()),
+    }
+}
+
+/// Challenges the attester at `address`, appraises what it returns, records the verdict.
+pub async fn attest_node(
+    verifier: Arc<Verifier>,
+    address: &str,
+) -> Result<AttestationReport, PullError> {
+    let (mut client, uri) = connect_attester(address).await?;
+    let call_error = |call: &'static str| call_error(&uri, call);
     let identity = client
         .get_identity(GetIdentityRequest {})
         .await

@@ -104,6 +104,32 @@ fn node_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRecord> {
     })
 }
 
+/// Inserts `node` unless a node with its id exists; returns the rows inserted (0 or 1).
+fn insert_node_row(connection: &Connection, node: &NodeRecord) -> Result<usize, StoreError> {
+    connection
+        .execute(
+            &format!(
+                "INSERT OR IGNORE INTO nodes ({NODE_COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            ),
+            params![
+                node.node_id,
+                node.ak_public,
+                node.ak_name,
+                node.ak_trust,
+                node.address,
+                node.first_seen,
+                node.last_seen,
+                node.last_verdict,
+                node.ek_public,
+                node.ek_certificate,
+                node.group,
+                node.registered_at
+            ],
+        )
+        .map_err(db("record node"))
+}
+
 /// A nonce as stored: who it was issued for, until when, whether it was used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NonceRecord {
@@ -338,30 +364,7 @@ impl Store {
 
     /// Records a node's AK on first contact. Fails (returns false) if the node exists.
     pub fn insert_node(&self, node: &NodeRecord) -> Result<bool, StoreError> {
-        let changed = self
-            .connection
-            .execute(
-                &format!(
-                    "INSERT OR IGNORE INTO nodes ({NODE_COLUMNS})
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-                ),
-                params![
-                    node.node_id,
-                    node.ak_public,
-                    node.ak_name,
-                    node.ak_trust,
-                    node.address,
-                    node.first_seen,
-                    node.last_seen,
-                    node.last_verdict,
-                    node.ek_public,
-                    node.ek_certificate,
-                    node.group,
-                    node.registered_at
-                ],
-            )
-            .map_err(db("record node"))?;
-        Ok(changed == 1)
+        Ok(insert_node_row(&self.connection, node)? == 1)
     }
 
     /// Replaces a node's record (registration over a trust-on-first-use record) and records
@@ -380,27 +383,7 @@ impl Store {
             params![node.node_id],
         )
         .map_err(db("remove old node record"))?;
-        tx.execute(
-            &format!(
-                "INSERT INTO nodes ({NODE_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-            ),
-            params![
-                node.node_id,
-                node.ak_public,
-                node.ak_name,
-                node.ak_trust,
-                node.address,
-                node.first_seen,
-                node.last_seen,
-                node.last_verdict,
-                node.ek_public,
-                node.ek_certificate,
-                node.group,
-                node.registered_at
-            ],
-        )
-        .map_err(db("record registered node"))?;
+        insert_node_row(&tx, node)?;
         Self::audit(&tx, &self.audit_key, entry)?;
         tx.commit().map_err(db("commit node replace"))
     }

@@ -2,29 +2,10 @@
 //! read in place: every intermediate whose issuer is in the collection chains to a vendor
 //! root, and a tampered certificate does not.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use vigil_verifier::registration::trust::{TrustError, TrustStore, certificates_in};
 use x509_parser::prelude::*;
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("VIGIL_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    if dir.join("tpm-ca-certificates").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set but the fixtures are missing at {}",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: fixtures not found at {} (set VIGIL_FIXTURES)",
-        dir.display()
-    );
-    None
-}
 
 fn midpoint(der: &[u8]) -> i64 {
     let (_, cert) = X509Certificate::from_der(der).unwrap();
@@ -34,7 +15,9 @@ fn midpoint(der: &[u8]) -> i64 {
 
 #[test]
 fn vendor_intermediates_chain_to_vendor_roots_and_tampering_fails() {
-    let Some(root) = fixtures() else { return };
+    let Some(root) = common::fixtures("tpm-ca-certificates") else {
+        return;
+    };
     for collection in ["tpm-ca-certificates", "keylime/tpm_cert_store"] {
         let dir = root.join(collection);
         let store = TrustStore::load_dir(&dir).unwrap();

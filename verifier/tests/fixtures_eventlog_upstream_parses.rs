@@ -2,29 +2,10 @@
 //! logs: tpm2-tools' `tpm2_eventlog` YAML (`event-pretty*/`) and immune-guard's JSON
 //! (`pkg/eventlog/testdata/*.json`): event count, types, PCR indexes, digests and data.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use vigil_verifier::evidence::eventlog::parse;
 use vigil_verifier::evidence::eventlog::render::{event_type_name, view};
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("VIGIL_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    if dir.join("tpm2-tools/fixtures").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set but the fixtures are missing at {}",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: fixtures not found at {} (set VIGIL_FIXTURES)",
-        dir.display()
-    );
-    None
-}
 
 #[derive(Debug, Default, PartialEq)]
 struct UpstreamEvent {
@@ -86,7 +67,9 @@ fn tpm2_tools_events(yaml: &str) -> Vec<UpstreamEvent> {
 
 #[test]
 fn parses_agree_with_tpm2_eventlog() {
-    let Some(root) = fixtures() else { return };
+    let Some(root) = common::fixtures("tpm2-tools/fixtures") else {
+        return;
+    };
     let mut compared = 0;
     for dir in [
         "tpm2-tools/fixtures/event-pretty",
@@ -166,7 +149,9 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 #[test]
 fn parses_agree_with_immune_guard() {
-    let Some(root) = fixtures() else { return };
+    let Some(root) = common::fixtures("tpm2-tools/fixtures") else {
+        return;
+    };
     let dir = root.join("immune-guard-oss/pkg/eventlog/testdata");
     let mut compared = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {

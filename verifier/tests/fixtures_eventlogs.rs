@@ -2,30 +2,12 @@
 //! panic, the event count upstream found, and the replay its upstream stored (a match where
 //! it says "match", exactly the listed PCRs where it says "mismatch").
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use vigil_verifier::evidence::eventlog::{LogFormat, compare, parse, replay};
 use vigil_verifier::evidence::tpm::HashAlg;
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("VIGIL_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    if dir.join("expected/eventlogs.json").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set but the fixtures are missing at {}",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: fixtures not found at {} (set VIGIL_FIXTURES)",
-        dir.display()
-    );
-    None
-}
 
 fn expected_pcrs(value: &serde_json::Value) -> BTreeMap<HashAlg, BTreeMap<u32, Vec<u8>>> {
     let mut out = BTreeMap::new();
@@ -51,7 +33,9 @@ fn expected_pcrs(value: &serde_json::Value) -> BTreeMap<HashAlg, BTreeMap<u32, V
 
 #[test]
 fn every_real_event_log_replays_as_its_upstream_says() {
-    let Some(root) = fixtures() else { return };
+    let Some(root) = common::fixtures("expected/eventlogs.json") else {
+        return;
+    };
     let expected: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("expected/eventlogs.json")).unwrap())
             .unwrap();
@@ -160,7 +144,9 @@ fn next(state: &mut u64) -> u64 {
 
 #[test]
 fn truncated_and_corrupted_real_logs_never_panic() {
-    let Some(root) = fixtures() else { return };
+    let Some(root) = common::fixtures("expected/eventlogs.json") else {
+        return;
+    };
     let expected: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("expected/eventlogs.json")).unwrap())
             .unwrap();
@@ -194,7 +180,9 @@ fn truncated_and_corrupted_real_logs_never_panic() {
 #[test]
 fn secure_boot_state_of_real_machines() {
     use vigil_verifier::evidence::eventlog::{ClaimStatus, ClaimValue, claims};
-    let Some(root) = fixtures() else { return };
+    let Some(root) = common::fixtures("expected/eventlogs.json") else {
+        return;
+    };
     for (path, enabled) in [
         ("go-tpm-tools/eventlogs/debian-10.bin", true),
         ("go-tpm-tools/eventlogs/arch-linux-workstation.bin", false),

@@ -2,6 +2,8 @@
 //! every quote with an AK verifies exactly as its upstream says, and every PCR digest
 //! recomputes as stored. The files are read in place; they belong to other projects.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use vigil_verifier::evidence::tpm::pcr_files::parse_json;
@@ -9,25 +11,6 @@ use vigil_verifier::evidence::tpm::quote::{QuoteExpectations, check_pcr_digest, 
 use vigil_verifier::evidence::tpm::structures::{
     decode_ak_public, decode_attest, decode_signature,
 };
-
-fn fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("VIGIL_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
-    if dir.join("expected/quotes.json").exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set but the fixtures are missing at {}",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: fixtures not found at {} (set VIGIL_FIXTURES)",
-        dir.display()
-    );
-    None
-}
 
 /// The signature and AK files that sit beside a quote, by each upstream's naming.
 fn companions(attest: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
@@ -51,7 +34,9 @@ fn companions(attest: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
 
 #[test]
 fn every_real_quote_verifies_as_its_upstream_says() {
-    let Some(root) = fixtures() else { return };
+    let Some(root) = common::fixtures("expected/quotes.json") else {
+        return;
+    };
     let expected: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("expected/quotes.json")).unwrap()).unwrap();
     let (mut signatures, mut digests, mut nonces) = (0, 0, 0);

@@ -4,18 +4,15 @@
 //! attester's TPM recovers that secret.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ring::rand::{SecureRandom, SystemRandom};
-use tonic::transport::Endpoint;
-use vigil_proto::v1::attester_client::AttesterClient;
 use vigil_proto::v1::{ActivateCredentialRequest, GetIdentityRequest, Identity};
 
 use super::credential::make_credential;
 use super::trust::{TrustStore, certificate_key_matches};
 use crate::attest::{Verifier, VerifierError, unix_now, validate_node_id};
 use crate::evidence::tpm::structures::{HashAlg, decode_tpm2b_public};
-use crate::pull::{PullError, endpoint_uri};
+use crate::pull::{PullError, call_error, connect_attester};
 use crate::report::{AttestationReport, Check, Verdict};
 use crate::store::NodeRecord;
 
@@ -134,29 +131,8 @@ pub async fn register_node(
     address: &str,
     group: &str,
 ) -> Result<AttestationReport, PullError> {
-    let uri = endpoint_uri(address);
-    let channel = Endpoint::from_shared(uri.clone())
-        .map_err(|e| PullError::Address {
-            address: address.to_owned(),
-            reason: e.to_string(),
-        })?
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
-        .connect()
-        .await
-        .map_err(|e| PullError::Connect {
-            address: uri.clone(),
-            reason: e.to_string(),
-        })?;
-    let mut client = AttesterClient::new(channel);
-    let call = |call: &'static str| {
-        let uri = uri.clone();
-        move |status: tonic::Status| PullError::Call {
-            address: uri,
-            call,
-            status: format!("{}: {}", status.code(), status.message()),
-        }
-    };
+    let (mut client, uri) = connect_attester(address).await?;
+    let call = |name: &'static str| call_error(&uri, name);
     let identity = client
         .get_identity(GetIdentityRequest {})
         .await
