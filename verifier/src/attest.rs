@@ -181,21 +181,6 @@ impl Verifier {
             )),
             Err(error) => checks.push(Check::fail("nonce.fresh", error.to_string())),
         }
-        if evidence.nonce.as_slice() == nonce {
-            checks.push(Check::pass(
-                "nonce.echoed",
-                "evidence carries the issued nonce",
-            ));
-        } else {
-            checks.push(Check::fail(
-                "nonce.echoed",
-                format!(
-                    "evidence carries nonce {}, expected {}",
-                    hex::encode(&evidence.nonce),
-                    hex::encode(nonce)
-                ),
-            ));
-        }
         if !evidence.node_id.is_empty() && evidence.node_id != node_id {
             checks.push(Check::fail(
                 "node.id",
@@ -207,83 +192,20 @@ impl Verifier {
         }
 
         let recorded = store.node(node_id)?;
-        let mut quoted_pcrs = BTreeMap::new();
-        let mut verified_pcrs: Option<tpm_evidence::PcrValues> = None;
-        let mut ak_name = String::new();
-        let mut ak_public_seen: Option<Vec<u8>> = None;
-        match evidence
-            .tpm
-            .as_ref()
-            .and_then(|t| t.quote.as_ref().map(|q| (t, q)))
-        {
-            None => checks.push(Check::fail("tpm.evidence", "no TPM quote in the evidence")),
-            Some((tpm, quote)) => {
-                match tpm_evidence::inspect_ak(&tpm.ak_public) {
-                    Ok(ak) => {
-                        ak_name = hex::encode(&ak.name);
-                        checks.push(ak_attributes_check(&ak));
-                        checks.push(ak_known_check(
-                            node_id,
-                            recorded.as_ref(),
-                            &tpm.ak_public,
-                            &ak.name,
-                            self.config.allow_tofu,
-                        ));
-                        ak_public_seen = Some(tpm.ak_public.clone());
-                    }
-                    Err(detail) => checks.push(Check::fail("ak.decode", detail)),
-                }
-                let expected = qualifying_data(nonce, &evidence.gpus);
-                match tpm_evidence::verify_wire_quote(
-                    &tpm.ak_public,
-                    &quote.attest,
-                    &quote.signature,
-                    &tpm.pcrs,
-                    &expected,
-                ) {
-                    Ok(verified) => {
-                        checks.push(Check::pass(
-                            "quote.signature",
-                            format!("signed by the AK ({})", verified.signature),
-                        ));
-                        checks.push(Check::pass(
-                            "quote.qualifying_data",
-                            "commits to this nonce and the GPU evidence presented",
-                        ));
-                        checks.push(Check::pass(
-                            "quote.pcr_digest",
-                            format!("recomputed over {} quoted PCR values", verified.pcr_count()),
-                        ));
-                        checks.push(coverage_check(&self.config.required_pcrs, &verified.pcrs));
-                        verified_pcrs = Some(verified.pcrs.clone());
-                        quoted_pcrs = verified
-                            .pcrs
-                            .iter()
-                            .map(|(bank, values)| {
-                                (
-                                    bank.name().to_owned(),
-                                    values.iter().map(|(i, v)| (*i, hex::encode(v))).collect(),
-                                )
-                            })
-                            .collect();
-                    }
-                    Err(failure) => checks.push(Check::fail(failure.check, failure.detail)),
-                }
-            }
-        }
-
-        let (log_checks, claims) = event_log_checks(evidence, verified_pcrs.as_ref());
-        checks.extend(log_checks);
-        if !evidence.gpus.is_empty() {
-            // Deny by default: evidence this build cannot verify is not a pass.
-            checks.push(Check::fail(
-                "gpu.evidence",
-                format!(
-                    "{} GPU report(s) presented, but this verifier cannot verify GPU evidence yet",
-                    evidence.gpus.len()
-                ),
+        let outcome = check_evidence(nonce, evidence, &self.config.required_pcrs);
+        checks.extend(outcome.checks);
+        if let Some((ak_public, ak_name)) = &outcome.ak {
+            checks.push(ak_known_check(
+                node_id,
+                recorded.as_ref(),
+                ak_public,
+                ak_name,
+                self.config.allow_tofu,
             ));
         }
+        let ak_name = outcome.ak.as_ref().map(|(_, name)| hex::encode(name)).unwrap_or_default();
+        let ak_public_seen = outcome.ak.map(|(public, _)| public);
+        let (quoted_pcrs, claims) = (outcome.quoted_pcrs, outcome.claims);
 
         let mut report = AttestationReport::new(node_id, nonce, now, checks);
         report.ak_name = ak_name;
@@ -333,6 +255,108 @@ impl Verifier {
         let evidence_bytes = prost::Message::encode_to_vec(evidence);
         store.record_verdict(node_id, nonce, now, verdict, &json, &evidence_bytes)?;
         Ok(report)
+    }
+}
+
+/// What the evidence itself proves, independent of any stored state (nonce freshness and the
+/// node's recorded AK are judged by the caller). `vigil audit reappraise` re-runs exactly this.
+pub struct EvidenceOutcome {
+    pub checks: Vec<Check>,
+    /// The AK presented (TPM2B_PUBLIC) and its name, when it decodes.
+    pub ak: Option<(Vec<u8>, Vec<u8>)>,
+    /// Verified PCR values: bank -> PCR -> hex.
+    pub quoted_pcrs: BTreeMap<String, BTreeMap<u32, String>>,
+    pub claims: Vec<eventlog::Claim>,
+}
+
+/// Checks `evidence` against `nonce`: AK, quote (signature, qualifying data binding the GPU
+/// evidence, PCR digest and coverage), event log replay, GPU evidence.
+pub fn check_evidence(nonce: &[u8], evidence: &Evidence, required_pcrs: &[u32]) -> EvidenceOutcome {
+    let mut checks = Vec::new();
+    if evidence.nonce.as_slice() == nonce {
+        checks.push(Check::pass("nonce.echoed", "evidence carries the issued nonce"));
+    } else {
+        checks.push(Check::fail(
+            "nonce.echoed",
+            format!(
+                "evidence carries nonce {}, expected {}",
+                hex::encode(&evidence.nonce),
+                hex::encode(nonce)
+            ),
+        ));
+    }
+    let mut ak = None;
+    let mut quoted_pcrs = BTreeMap::new();
+    let mut verified_pcrs: Option<tpm_evidence::PcrValues> = None;
+    match evidence
+        .tpm
+        .as_ref()
+        .and_then(|t| t.quote.as_ref().map(|q| (t, q)))
+    {
+        None => checks.push(Check::fail("tpm.evidence", "no TPM quote in the evidence")),
+        Some((tpm, quote)) => {
+            match tpm_evidence::inspect_ak(&tpm.ak_public) {
+                Ok(facts) => {
+                    checks.push(ak_attributes_check(&facts));
+                    ak = Some((tpm.ak_public.clone(), facts.name));
+                }
+                Err(detail) => checks.push(Check::fail("ak.decode", detail)),
+            }
+            let expected = qualifying_data(nonce, &evidence.gpus);
+            match tpm_evidence::verify_wire_quote(
+                &tpm.ak_public,
+                &quote.attest,
+                &quote.signature,
+                &tpm.pcrs,
+                &expected,
+            ) {
+                Ok(verified) => {
+                    checks.push(Check::pass(
+                        "quote.signature",
+                        format!("signed by the AK ({})", verified.signature),
+                    ));
+                    checks.push(Check::pass(
+                        "quote.qualifying_data",
+                        "commits to this nonce and the GPU evidence presented",
+                    ));
+                    checks.push(Check::pass(
+                        "quote.pcr_digest",
+                        format!("recomputed over {} quoted PCR values", verified.pcr_count()),
+                    ));
+                    checks.push(coverage_check(required_pcrs, &verified.pcrs));
+                    quoted_pcrs = verified
+                        .pcrs
+                        .iter()
+                        .map(|(bank, values)| {
+                            (
+                                bank.name().to_owned(),
+                                values.iter().map(|(i, v)| (*i, hex::encode(v))).collect(),
+                            )
+                        })
+                        .collect();
+                    verified_pcrs = Some(verified.pcrs);
+                }
+                Err(failure) => checks.push(Check::fail(failure.check, failure.detail)),
+            }
+        }
+    }
+    let (log_checks, claims) = event_log_checks(evidence, verified_pcrs.as_ref());
+    checks.extend(log_checks);
+    if !evidence.gpus.is_empty() {
+        // Deny by default: evidence this build cannot verify is not a pass.
+        checks.push(Check::fail(
+            "gpu.evidence",
+            format!(
+                "{} GPU report(s) presented, but this verifier cannot verify GPU evidence yet",
+                evidence.gpus.len()
+            ),
+        ));
+    }
+    EvidenceOutcome {
+        checks,
+        ak,
+        quoted_pcrs,
+        claims,
     }
 }
 

@@ -201,6 +201,12 @@ enum AuditCommand {
         /// Only entries of this kind (verdict, node.registered, node.removed, ...).
         #[arg(long)]
         kind: Option<String>,
+        /// Only entries at or after this time (`2026-11-28T00:00:00Z` or Unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only verdicts with this status (pass or fail).
+        #[arg(long)]
+        status: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -744,8 +750,22 @@ fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> {
             db,
             node,
             kind,
+            since,
+            status,
             json,
         } => {
+            let since = since
+                .as_deref()
+                .map(|t| {
+                    vigil_verifier::report::parse_utc(t)
+                        .ok_or_else(|| format!("--since {t:?}: not a UTC time or Unix seconds"))
+                })
+                .transpose()?;
+            if let Some(status) = status.as_deref()
+                && !matches!(status, "pass" | "fail")
+            {
+                return Err(format!("--status must be pass or fail, not {status:?}").into());
+            }
             let store = open_existing_store(&db)?;
             let size = vigil_audit::tree_size(store.connection())?;
             let entries = vigil_audit::read_entries(store.connection(), 0, size)?;
@@ -753,6 +773,12 @@ fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> {
                 .iter()
                 .filter(|e| node.as_deref().is_none_or(|n| e.entry.subject == n))
                 .filter(|e| kind.as_deref().is_none_or(|k| e.entry.kind == k))
+                .filter(|e| since.is_none_or(|t| e.entry.time >= t))
+                .filter(|e| {
+                    status.as_deref().is_none_or(|s| {
+                        e.entry.kind == "verdict" && e.entry.body["verdict"].as_str() == Some(s)
+                    })
+                })
                 .collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&selected)?);

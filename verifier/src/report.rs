@@ -63,6 +63,36 @@ pub fn format_unix_utc(secs: i64) -> String {
     )
 }
 
+/// Parses `YYYY-MM-DDTHH:MM:SSZ` (UTC) or plain Unix seconds.
+pub fn parse_utc(text: &str) -> Option<i64> {
+    if let Ok(secs) = text.parse::<i64>() {
+        return Some(secs);
+    }
+    let t = text.strip_suffix('Z')?;
+    let (date, time) = t.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (d.next()??, d.next()??, d.next()??);
+    let mut h = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hour, minute, second) = (h.next()??, h.next()??, h.next()??);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    // Days from civil (proleptic Gregorian), the inverse of `format_unix_utc`.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
 /// How far the node's AK is trusted.
 pub const AK_TRUST_TOFU: &str = "tofu";
 
@@ -287,6 +317,12 @@ mod time_tests {
     #[test]
     fn unix_times_format_as_utc() {
         assert_eq!(format_unix_utc(0), "1970-01-01T00:00:00Z");
+        for t in [0, 951_782_400, 1_795_903_229, 4_102_444_799] {
+            assert_eq!(super::parse_utc(&format_unix_utc(t)), Some(t));
+        }
+        assert_eq!(super::parse_utc("1700000000"), Some(1_700_000_000));
+        assert_eq!(super::parse_utc("2026-13-01T00:00:00Z"), None);
+        assert_eq!(super::parse_utc("yesterday"), None);
         assert_eq!(format_unix_utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(format_unix_utc(1_795_903_229), "2026-11-28T22:00:29Z");
     }
