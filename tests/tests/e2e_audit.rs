@@ -103,6 +103,33 @@ fn verdicts_are_audited_and_tampering_is_detected() {
     ]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
 
+    // Filters.
+    let count = |args: &[&str]| {
+        let mut all = vec!["audit", "list", "--db", db, "--json"];
+        all.extend_from_slice(args);
+        let out = vigil(&all);
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap().as_array().unwrap().len()
+    };
+    assert_eq!(count(&["--status", "pass"]), 3);
+    assert_eq!(count(&["--status", "fail"]), 0);
+    assert_eq!(count(&["--node", "another-node"]), 0);
+    assert_eq!(count(&["--since", "2100-01-01T00:00:00Z"]), 0);
+
+    // Re-appraisal of a stored verdict agrees; with its stored evidence altered it does not.
+    let out = vigil(&["audit", "reappraise", "0", "--db", db]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("AGREES"), "{}", stdout(&out));
+    {
+        let store = vigil_verifier::store::Store::open(std::path::Path::new(db)).unwrap();
+        store
+            .connection()
+            .execute_batch("UPDATE audit_blob SET data = X'0a00' || data")
+            .unwrap();
+    }
+    let out = vigil(&["audit", "reappraise", "0", "--db", db]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(stdout(&out).contains("DISAGREES") && stdout(&out).contains("altered"), "{}", stdout(&out));
+
     // An attacker with the database rewrites the subject of entry 1 (dropping the
     // append-only guard first): `vigil audit verify` names entry 1.
     {

@@ -203,7 +203,11 @@ impl Verifier {
                 self.config.allow_tofu,
             ));
         }
-        let ak_name = outcome.ak.as_ref().map(|(_, name)| hex::encode(name)).unwrap_or_default();
+        let ak_name = outcome
+            .ak
+            .as_ref()
+            .map(|(_, name)| hex::encode(name))
+            .unwrap_or_default();
         let ak_public_seen = outcome.ak.map(|(public, _)| public);
         let (quoted_pcrs, claims) = (outcome.quoted_pcrs, outcome.claims);
 
@@ -274,7 +278,10 @@ pub struct EvidenceOutcome {
 pub fn check_evidence(nonce: &[u8], evidence: &Evidence, required_pcrs: &[u32]) -> EvidenceOutcome {
     let mut checks = Vec::new();
     if evidence.nonce.as_slice() == nonce {
-        checks.push(Check::pass("nonce.echoed", "evidence carries the issued nonce"));
+        checks.push(Check::pass(
+            "nonce.echoed",
+            "evidence carries the issued nonce",
+        ));
     } else {
         checks.push(Check::fail(
             "nonce.echoed",

@@ -7,6 +7,7 @@ pub mod attest;
 pub mod evidence;
 pub mod nonce;
 pub mod pull;
+pub mod reappraise;
 pub mod registration;
 pub mod report;
 pub mod service;

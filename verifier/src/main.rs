@@ -246,6 +246,14 @@ enum AuditCommand {
         #[arg(long)]
         key: String,
     },
+    /// Re-run the appraisal of a recorded verdict on its stored evidence; exit 1 if it disagrees.
+    Reappraise {
+        index: u64,
+        #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+        db: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the audit public key (note verifier-key format: name+hash+base64).
     Key {
         #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
@@ -911,6 +919,38 @@ fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> {
                     Ok(Verdict::Fail)
                 }
             }
+        }
+        AuditCommand::Reappraise { index, db, json } => {
+            let store = open_existing_store(&db)?;
+            let result = vigil_verifier::reappraise::reappraise(
+                store.connection(),
+                index,
+                &VerifierConfig::default().required_pcrs,
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result)?);
+            } else if result.agrees {
+                println!(
+                    "AGREES: entry {index} ({}, recorded {}): {} checks re-run on the stored evidence give the recorded results",
+                    result.node_id,
+                    result.recorded_verdict.to_uppercase(),
+                    result.recomputed.len()
+                );
+            } else {
+                println!(
+                    "DISAGREES: entry {index} ({}, recorded {})",
+                    result.node_id,
+                    result.recorded_verdict.to_uppercase()
+                );
+                for difference in &result.differences {
+                    println!("  {difference}");
+                }
+            }
+            Ok(if result.agrees {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            })
         }
         AuditCommand::Key { db } => {
             let store = open_existing_store(&db)?;
