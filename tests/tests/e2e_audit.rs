@@ -44,6 +44,43 @@ fn verdicts_are_audited_and_tampering_is_detected() {
         .to_owned();
     let out = vigil(&["audit", "prove", "1", "--db", db]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // An auditor keeps the checkpoint; later the log must still contain that exact tree.
+    let proof: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let saved = dir.join("checkpoint.note");
+    std::fs::write(&saved, proof["checkpoint"].as_str().unwrap()).unwrap();
+    let out = vigil(&[
+        "audit",
+        "verify",
+        "--db",
+        db,
+        "--key",
+        &key,
+        "--from",
+        saved.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("consistent with the checkpoint of size 3"),
+        "{}",
+        stdout(&out)
+    );
+    let forged = dir.join("forged.note");
+    std::fs::write(
+        &forged,
+        proof["checkpoint"].as_str().unwrap().replacen('3', "4", 1),
+    )
+    .unwrap();
+    let out = vigil(&[
+        "audit",
+        "verify",
+        "--db",
+        db,
+        "--key",
+        &key,
+        "--from",
+        forged.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
 
     // Offline: the bundle alone, in a fresh directory, with the key.
     let bundle = dir.join("bundle.json");
@@ -108,7 +145,11 @@ fn verdicts_are_audited_and_tampering_is_detected() {
         let mut all = vec!["audit", "list", "--db", db, "--json"];
         all.extend_from_slice(args);
         let out = vigil(&all);
-        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap().as_array().unwrap().len()
+        serde_json::from_str::<serde_json::Value>(&stdout(&out))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
     };
     assert_eq!(count(&["--status", "pass"]), 3);
     assert_eq!(count(&["--status", "fail"]), 0);
@@ -128,7 +169,11 @@ fn verdicts_are_audited_and_tampering_is_detected() {
     }
     let out = vigil(&["audit", "reappraise", "0", "--db", db]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
-    assert!(stdout(&out).contains("DISAGREES") && stdout(&out).contains("altered"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("DISAGREES") && stdout(&out).contains("altered"),
+        "{}",
+        stdout(&out)
+    );
 
     // An attacker with the database rewrites the subject of entry 1 (dropping the
     // append-only guard first): `vigil audit verify` names entry 1.
@@ -149,4 +194,107 @@ fn verdicts_are_audited_and_tampering_is_detected() {
         "{}",
         stdout(&out)
     );
+}
+
+fn hash(bytes: &[u8]) -> [u8; 32] {
+    bytes.try_into().expect("32-byte hash")
+}
+
+#[test]
+fn the_audit_service_serves_records_checkpoints_and_proofs_an_auditor_can_check() {
+    use vigil_proto::v1::audit_client::AuditClient;
+    use vigil_proto::v1::prove_request::Proof;
+    use vigil_proto::v1::{AuditQuery, CheckpointRequest, ProveRequest, PublicKeysRequest};
+
+    let tpm = Swtpm::start();
+    let dir = TempDir::new("audit-grpc");
+    let attester = start_attester(&tpm, &dir.join("attester"), "grpc-audited", &[]);
+    let verifier = start_verifier(&dir.join("vigil.db"), &["--tofu"]);
+    for _ in 0..3 {
+        let out = vigil(&[
+            "verify",
+            "--node",
+            &attester.address,
+            "--verifier",
+            &verifier.url(),
+        ]);
+        assert_eq!(code(&out), 0, "{}", stdout(&out));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut audit = AuditClient::connect(verifier.url()).await.unwrap();
+        let mut stream = audit
+            .query(AuditQuery {
+                node_id: "grpc-audited".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut records = Vec::new();
+        while let Some(record) = stream.message().await.unwrap() {
+            records.push(record);
+        }
+        assert_eq!(records.len(), 3);
+        assert!(records.iter().all(|r| r.kind == "verdict"));
+        let mut failing = audit
+            .query(AuditQuery {
+                status: "fail".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(failing.message().await.unwrap().is_none());
+
+        // The auditor takes the key, checks the checkpoint's signature, then the proofs.
+        let keys = audit
+            .public_keys(PublicKeysRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .verifier_keys;
+        let trusted = vigil_audit::AuditPublicKey::from_verifier_key(&keys[0]).unwrap();
+        let checkpoint = audit
+            .checkpoint(CheckpointRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let verified = vigil_audit::verify_checkpoint(&checkpoint.note, &[trusted]).unwrap();
+        assert_eq!(verified.tree_size, 3);
+        let root = hash(&checkpoint.root_hash);
+
+        let proof = audit
+            .prove(ProveRequest {
+                proof: Some(Proof::InclusionOfIndex(1)),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let path: Vec<[u8; 32]> = proof.path.iter().map(|h| hash(h)).collect();
+        assert_eq!(hash(&proof.leaf_hash), hash(&records[1].leaf_hash));
+        vigil_audit::verify_inclusion(1, 3, &hash(&proof.leaf_hash), &path, &root).unwrap();
+        assert!(
+            vigil_audit::verify_inclusion(1, 3, &hash(&records[0].leaf_hash), &path, &root)
+                .is_err()
+        );
+
+        let consistency = audit
+            .prove(ProveRequest {
+                proof: Some(Proof::ConsistencyFromSize(1)),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let path: Vec<[u8; 32]> = consistency.path.iter().map(|h| hash(h)).collect();
+        // A one-entry tree's root is its leaf hash.
+        vigil_audit::verify_consistency(1, 3, &hash(&records[0].leaf_hash), &root, &path).unwrap();
+        assert!(
+            vigil_audit::verify_consistency(1, 3, &hash(&records[1].leaf_hash), &root, &path)
+                .is_err()
+        );
+    });
 }

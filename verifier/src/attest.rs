@@ -132,6 +132,11 @@ impl Verifier {
         Ok(())
     }
 
+    /// Runs `f` with the store (read access for audit queries).
+    pub fn with_store<T>(&self, f: impl FnOnce(&Store) -> T) -> Result<T, VerifierError> {
+        Ok(f(&*self.store()?))
+    }
+
     /// Every known node.
     pub fn nodes(&self) -> Result<Vec<NodeRecord>, VerifierError> {
         Ok(self.store()?.nodes()?)

@@ -223,6 +223,9 @@ enum AuditCommand {
         /// The audit key to trust (`vigil audit key` prints it); default: the key beside the database.
         #[arg(long)]
         key: Option<String>,
+        /// A checkpoint note saved earlier: the log must still contain exactly that tree.
+        #[arg(long)]
+        from: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -395,6 +398,9 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
         health_reporter
             .set_serving::<RegistrarServer<RegistrarService>>()
             .await;
+        health_reporter
+            .set_serving::<vigil_proto::v1::audit_server::AuditServer<vigil_verifier::service::AuditService>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -406,6 +412,9 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
         Server::builder()
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(vigil_proto::v1::audit_server::AuditServer::new(
+                vigil_verifier::service::AuditService::new(Arc::clone(&verifier)),
+            ))
             .add_service(RegistrarServer::new(RegistrarService::new(Arc::clone(&verifier), policy)))
             .add_service(
                 VerifierServer::new(VerifierService::new(verifier))
@@ -847,7 +856,12 @@ fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> {
             println!("{}", serde_json::to_string_pretty(&entry)?);
             Ok(Verdict::Pass)
         }
-        AuditCommand::Verify { db, key, json } => {
+        AuditCommand::Verify {
+            db,
+            key,
+            from,
+            json,
+        } => {
             let store = open_existing_store(&db)?;
             let trusted = match key {
                 Some(text) => {
@@ -860,6 +874,36 @@ fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> {
                     store.audit_public_key()
                 }
             };
+            if let Some(path) = &from {
+                let note = std::fs::read_to_string(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let earlier =
+                    match vigil_audit::verify_checkpoint(&note, std::slice::from_ref(&trusted)) {
+                        Ok(checkpoint) => checkpoint,
+                        Err(error) => {
+                            println!(
+                                "TAMPERED: the checkpoint in {} does not verify: {error}",
+                                path.display()
+                            );
+                            return Ok(Verdict::Fail);
+                        }
+                    };
+                let now_root = vigil_audit::root_hash(store.connection(), earlier.tree_size);
+                if now_root.as_ref().ok() != Some(&earlier.root_hash) {
+                    println!(
+                        "TAMPERED: the log no longer contains the tree of size {} signed at {} (root {})",
+                        earlier.tree_size,
+                        format_unix_utc(earlier.time),
+                        hex::encode(earlier.root_hash)
+                    );
+                    return Ok(Verdict::Fail);
+                }
+                println!(
+                    "consistent with the checkpoint of size {} from {}",
+                    earlier.tree_size,
+                    format_unix_utc(earlier.time)
+                );
+            }
             match vigil_audit::verify_log(store.connection(), &[trusted]) {
                 Ok(report) => {
                     if json {

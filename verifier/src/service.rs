@@ -147,3 +147,178 @@ impl Registrar for RegistrarService {
         Ok(Response::new(DeregisterResponse { removed }))
     }
 }
+
+/// The `vigil.v1.Audit` service: read-only access to the audit log.
+pub struct AuditService {
+    verifier: Arc<Verifier>,
+}
+
+impl AuditService {
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        AuditService { verifier }
+    }
+}
+
+/// Most records one Query returns.
+const MAX_QUERY_RECORDS: u64 = 10_000;
+
+fn audit_status(error: vigil_audit::AuditError) -> Status {
+    Status::internal(format!("audit log: {error}"))
+}
+
+fn latest_checkpoint(
+    conn: &rusqlite::Connection,
+) -> Result<(String, vigil_audit::ParsedCheckpoint), Status> {
+    let note = vigil_audit::latest_checkpoint_note(conn)
+        .map_err(audit_status)?
+        .ok_or_else(|| Status::failed_precondition("the audit log has no checkpoint yet"))?;
+    let parsed = vigil_audit::parse_checkpoint(&note)
+        .map_err(|e| Status::internal(format!("stored checkpoint: {e}")))?;
+    Ok((note, parsed))
+}
+
+type AuditRecordStream = std::pin::Pin<
+    Box<
+        dyn tonic::codegen::tokio_stream::Stream<
+                Item = Result<vigil_proto::v1::AuditRecord, Status>,
+            > + Send,
+    >,
+>;
+
+#[tonic::async_trait]
+impl vigil_proto::v1::audit_server::Audit for AuditService {
+    type QueryStream = AuditRecordStream;
+
+    async fn query(
+        &self,
+        request: Request<vigil_proto::v1::AuditQuery>,
+    ) -> Result<Response<Self::QueryStream>, Status> {
+        let query = request.into_inner();
+        if !query.status.is_empty() && !matches!(query.status.as_str(), "pass" | "fail") {
+            return Err(Status::invalid_argument(
+                "status must be empty, pass or fail",
+            ));
+        }
+        let limit = match u64::from(query.limit) {
+            0 => MAX_QUERY_RECORDS,
+            n => n.min(MAX_QUERY_RECORDS),
+        };
+        let verifier = Arc::clone(&self.verifier);
+        let records = tokio::task::spawn_blocking(move || {
+            verifier.with_store(|store| {
+                let conn = store.connection();
+                let size = vigil_audit::tree_size(conn)?;
+                let mut out = Vec::new();
+                let mut next = query.from_index;
+                // Read in pages so a filter that matches little does not load the whole log.
+                while next < size && (out.len() as u64) < limit {
+                    let page = vigil_audit::read_entries(conn, next, 1000)?;
+                    let Some(last) = page.last() else { break };
+                    next = last.index + 1;
+                    for stored in page {
+                        let entry = &stored.entry;
+                        let matches = (query.node_id.is_empty() || entry.subject == query.node_id)
+                            && (query.kind.is_empty() || entry.kind == query.kind)
+                            && entry.time >= query.since_unix
+                            && (query.status.is_empty()
+                                || (entry.kind == "verdict"
+                                    && entry.body["verdict"].as_str()
+                                        == Some(query.status.as_str())));
+                        if matches && (out.len() as u64) < limit {
+                            out.push(vigil_proto::v1::AuditRecord {
+                                index: stored.index,
+                                kind: entry.kind.clone(),
+                                time: entry.time,
+                                subject: entry.subject.clone(),
+                                body_json: entry.body.to_string(),
+                                leaf_hash: stored.leaf_hash.to_vec(),
+                            });
+                        }
+                    }
+                }
+                Ok::<_, vigil_audit::AuditError>(out)
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
+        .map_err(verifier_status)?
+        .map_err(audit_status)?;
+        let stream = tonic::codegen::tokio_stream::iter(records.into_iter().map(Ok));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn checkpoint(
+        &self,
+        _request: Request<vigil_proto::v1::CheckpointRequest>,
+    ) -> Result<Response<vigil_proto::v1::CheckpointResponse>, Status> {
+        let verifier = Arc::clone(&self.verifier);
+        let (note, parsed) = tokio::task::spawn_blocking(move || {
+            verifier.with_store(|store| latest_checkpoint(store.connection()))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
+        .map_err(verifier_status)??;
+        Ok(Response::new(vigil_proto::v1::CheckpointResponse {
+            note,
+            tree_size: parsed.tree_size,
+            root_hash: parsed.root_hash.to_vec(),
+        }))
+    }
+
+    async fn prove(
+        &self,
+        request: Request<vigil_proto::v1::ProveRequest>,
+    ) -> Result<Response<vigil_proto::v1::ProveResponse>, Status> {
+        use vigil_proto::v1::prove_request::Proof;
+        let proof = request.into_inner().proof.ok_or_else(|| {
+            Status::invalid_argument("ask for an inclusion or a consistency proof")
+        })?;
+        let verifier = Arc::clone(&self.verifier);
+        let response = tokio::task::spawn_blocking(move || {
+            verifier.with_store(|store| {
+                let conn = store.connection();
+                let (note, parsed) = latest_checkpoint(conn)?;
+                let invalid = |e: vigil_audit::AuditError| Status::invalid_argument(e.to_string());
+                Ok::<_, Status>(match proof {
+                    Proof::InclusionOfIndex(index) => {
+                        let p = vigil_audit::inclusion_proof(conn, index, parsed.tree_size)
+                            .map_err(invalid)?;
+                        vigil_proto::v1::ProveResponse {
+                            path: p.path.iter().map(|h| h.to_vec()).collect(),
+                            tree_size: p.tree_size,
+                            leaf_hash: p.leaf_hash.to_vec(),
+                            checkpoint: note,
+                        }
+                    }
+                    Proof::ConsistencyFromSize(first) => {
+                        let p = vigil_audit::consistency_proof(conn, first, parsed.tree_size)
+                            .map_err(invalid)?;
+                        vigil_proto::v1::ProveResponse {
+                            path: p.path.iter().map(|h| h.to_vec()).collect(),
+                            tree_size: p.second_size,
+                            leaf_hash: Vec::new(),
+                            checkpoint: note,
+                        }
+                    }
+                })
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
+        .map_err(verifier_status)??;
+        Ok(Response::new(response))
+    }
+
+    async fn public_keys(
+        &self,
+        _request: Request<vigil_proto::v1::PublicKeysRequest>,
+    ) -> Result<Response<vigil_proto::v1::PublicKeysResponse>, Status> {
+        let key = self
+            .verifier
+            .with_store(|store| store.audit_public_key().to_verifier_key())
+            .map_err(verifier_status)?;
+        Ok(Response::new(vigil_proto::v1::PublicKeysResponse {
+            verifier_keys: vec![key],
+        }))
+    }
+}
