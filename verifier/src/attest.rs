@@ -137,6 +137,20 @@ impl Verifier {
         Ok(f(&*self.store()?))
     }
 
+    /// Status changes from `from` on (see `Verifier.Watch`).
+    pub fn status_changes(
+        &self,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::store::StatusChange>, VerifierError> {
+        Ok(self.store()?.status_changes(from, limit)?)
+    }
+
+    /// Marks a node unknown: it missed its window or could not be reached.
+    pub fn mark_unknown(&self, node_id: &str, reason: &str, now: i64) -> Result<(), VerifierError> {
+        Ok(self.store()?.mark_unknown(node_id, reason, now)?)
+    }
+
     /// Every known node.
     pub fn nodes(&self) -> Result<Vec<NodeRecord>, VerifierError> {
         Ok(self.store()?.nodes()?)
@@ -247,6 +261,7 @@ impl Verifier {
                 ek_certificate: None,
                 group: "default".to_owned(),
                 registered_at: None,
+                status: crate::store::STATUS_UNKNOWN.to_owned(),
             })?;
             if !inserted {
                 // Another request recorded this node in the meantime: re-check against it.

@@ -6,6 +6,7 @@
 pub mod attest;
 pub mod evidence;
 pub mod nonce;
+pub mod poll;
 pub mod pull;
 pub mod reappraise;
 pub mod registration;

@@ -84,6 +84,12 @@ struct ServeArgs {
     store: StoreArgs,
     #[command(flatten)]
     ek: EkPolicyArgs,
+    /// Re-attest every registered node this often, in seconds (0: never).
+    #[arg(long, default_value_t = 60)]
+    poll_interval: u64,
+    /// Most re-attestations in flight at once.
+    #[arg(long, default_value_t = 8)]
+    poll_concurrency: usize,
 }
 
 #[derive(Args)]
@@ -405,6 +411,15 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
             .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
+        if args.poll_interval > 0 {
+            tokio::spawn(vigil_verifier::poll::run(
+                Arc::clone(&verifier),
+                vigil_verifier::poll::PollConfig {
+                    interval: std::time::Duration::from_secs(args.poll_interval),
+                    concurrency: args.poll_concurrency,
+                },
+            ));
+        }
         println!(
             "vigil listening on {address} (database {}, DEV MODE: plaintext gRPC, no client authentication)",
             args.store.db.display()
@@ -621,6 +636,7 @@ fn list_nodes(db: &std::path::Path, only: Option<&str>, json: bool) -> Result<Ve
                     "registered_at": n.registered_at,
                     "last_seen": n.last_seen,
                     "last_verdict": n.last_verdict,
+                    "status": n.status,
                 })
             })
             .collect();
@@ -632,11 +648,11 @@ fn list_nodes(db: &std::path::Path, only: Option<&str>, json: bool) -> Result<Ve
         );
         for n in &nodes {
             println!(
-                "{:<24}  {:<10}  {:<15}  {:<8}  {}",
+                "{:<24}  {:<10}  {:<15}  {:<10}  {}",
                 n.node_id,
                 n.group,
                 n.ak_trust,
-                n.last_verdict.as_deref().unwrap_or("-"),
+                n.status,
                 format_unix_utc(n.last_seen)
             );
         }

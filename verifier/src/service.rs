@@ -51,8 +51,81 @@ async fn blocking<T: Send + 'static>(
         .map_err(verifier_status)
 }
 
+/// A stream over a channel receiver (what server-streaming RPCs return).
+pub struct ChannelStream<T>(tokio::sync::mpsc::Receiver<T>);
+
+impl<T> tonic::codegen::tokio_stream::Stream for ChannelStream<T> {
+    type Item = T;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<T>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// How often Watch looks for new changes when it has sent them all.
+const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 #[tonic::async_trait]
 impl VerifierRpc for VerifierService {
+    type WatchStream = ChannelStream<Result<vigil_proto::v1::VerdictChange, Status>>;
+
+    async fn watch(
+        &self,
+        request: Request<vigil_proto::v1::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let request = request.into_inner();
+        let (sender, receiver) = tokio::sync::mpsc::channel(64);
+        let verifier = Arc::clone(&self.verifier);
+        tokio::spawn(async move {
+            let mut next = request.from_seq.max(1);
+            loop {
+                let batch = {
+                    let verifier = Arc::clone(&verifier);
+                    tokio::task::spawn_blocking(move || verifier.status_changes(next, 256)).await
+                };
+                let changes = match batch {
+                    Ok(Ok(changes)) => changes,
+                    Ok(Err(error)) => {
+                        let _ = sender.send(Err(verifier_status(error))).await;
+                        return;
+                    }
+                    Err(error) => {
+                        let _ = sender.send(Err(Status::internal(error.to_string()))).await;
+                        return;
+                    }
+                };
+                if changes.is_empty() {
+                    if sender.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(WATCH_POLL).await;
+                    continue;
+                }
+                for change in changes {
+                    next = change.seq + 1;
+                    if !request.node_id.is_empty() && change.node_id != request.node_id {
+                        continue;
+                    }
+                    let message = vigil_proto::v1::VerdictChange {
+                        seq: change.seq,
+                        node_id: change.node_id,
+                        old_status: change.old_status,
+                        new_status: change.new_status,
+                        reason: change.reason,
+                        time_unix: change.time,
+                        result_json: change.result_json,
+                    };
+                    if sender.send(Ok(message)).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ChannelStream(receiver)))
+    }
+
     async fn challenge(
         &self,
         request: Request<ChallengeRequest>,

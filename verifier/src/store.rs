@@ -63,7 +63,72 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE nodes ADD COLUMN ek_certificate BLOB;
      ALTER TABLE nodes ADD COLUMN node_group TEXT NOT NULL DEFAULT 'default';
      ALTER TABLE nodes ADD COLUMN registered_at INTEGER;",
+    // 3: node status and the ordered, resumable stream of its changes (Verifier.Watch).
+    "ALTER TABLE nodes ADD COLUMN status TEXT NOT NULL DEFAULT 'unknown';
+     CREATE TABLE status_changes (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        node_id      TEXT NOT NULL,
+        old_status   TEXT NOT NULL,
+        new_status   TEXT NOT NULL,
+        reason       TEXT NOT NULL,
+        time         INTEGER NOT NULL,
+        result_json  TEXT NOT NULL
+     );",
 ];
+
+/// A node's status as orchestrators see it.
+pub const STATUS_TRUSTED: &str = "trusted";
+pub const STATUS_UNTRUSTED: &str = "untrusted";
+pub const STATUS_UNKNOWN: &str = "unknown";
+
+/// One change of a node's status, in the order they happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub seq: i64,
+    pub node_id: String,
+    pub old_status: String,
+    pub new_status: String,
+    pub reason: String,
+    pub time: i64,
+    pub result_json: String,
+}
+
+/// Records a status change for `node_id` if its status differs from `new_status`.
+fn change_status(
+    tx: &rusqlite::Transaction<'_>,
+    node_id: &str,
+    new_status: &str,
+    reason: &str,
+    time: i64,
+    result_json: &str,
+) -> Result<(), StoreError> {
+    let old: Option<String> = tx
+        .query_row(
+            "SELECT status FROM nodes WHERE node_id = ?1",
+            params![node_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db("read node status"))?;
+    let Some(old) = old else {
+        return Ok(());
+    };
+    if old == new_status {
+        return Ok(());
+    }
+    tx.execute(
+        "UPDATE nodes SET status = ?2 WHERE node_id = ?1",
+        params![node_id, new_status],
+    )
+    .map_err(db("update node status"))?;
+    tx.execute(
+        "INSERT INTO status_changes (node_id, old_status, new_status, reason, time, result_json)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![node_id, old, new_status, reason, time, result_json],
+    )
+    .map_err(db("record status change"))?;
+    Ok(())
+}
 
 /// A node as the verifier knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +147,12 @@ pub struct NodeRecord {
     pub ek_certificate: Option<Vec<u8>>,
     pub group: String,
     pub registered_at: Option<i64>,
+    /// trusted / untrusted / unknown (see `Verifier.Watch`).
+    pub status: String,
 }
 
 const NODE_COLUMNS: &str = "node_id, ak_public, ak_name, ak_trust, address, first_seen, last_seen, \
-     last_verdict, ek_public, ek_certificate, node_group, registered_at";
+     last_verdict, ek_public, ek_certificate, node_group, registered_at, status";
 
 fn node_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRecord> {
     Ok(NodeRecord {
@@ -101,6 +168,7 @@ fn node_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRecord> {
         ek_certificate: row.get(9)?,
         group: row.get(10)?,
         registered_at: row.get(11)?,
+        status: row.get(12)?,
     })
 }
 
@@ -110,7 +178,7 @@ fn insert_node_row(connection: &Connection, node: &NodeRecord) -> Result<usize, 
         .execute(
             &format!(
                 "INSERT OR IGNORE INTO nodes ({NODE_COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
             ),
             params![
                 node.node_id,
@@ -124,7 +192,8 @@ fn insert_node_row(connection: &Connection, node: &NodeRecord) -> Result<usize, 
                 node.ek_public,
                 node.ek_certificate,
                 node.group,
-                node.registered_at
+                node.registered_at,
+                node.status
             ],
         )
         .map_err(db("record node"))
@@ -435,6 +504,19 @@ impl Store {
             params![node_id, verdict, verified_at],
         )
         .map_err(db("update node verdict"))?;
+        let new_status = if verdict == "pass" {
+            STATUS_TRUSTED
+        } else {
+            STATUS_UNTRUSTED
+        };
+        change_status(
+            &tx,
+            node_id,
+            new_status,
+            &format!("verdict {verdict}"),
+            verified_at,
+            result_json,
+        )?;
         let evidence_digest = vigil_audit::put_blob(&tx, evidence)?;
         let result: serde_json::Value =
             serde_json::from_str(result_json).unwrap_or(serde_json::Value::Null);
@@ -478,6 +560,47 @@ impl Store {
             .map_err(db("query verdicts"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(db("read verdict row"))
+    }
+
+    /// Marks a node `unknown` (missed its attestation window, or unreachable).
+    pub fn mark_unknown(
+        &mut self,
+        node_id: &str,
+        reason: &str,
+        time: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .connection
+            .transaction()
+            .map_err(db("begin status change"))?;
+        change_status(&tx, node_id, STATUS_UNKNOWN, reason, time, "null")?;
+        tx.commit().map_err(db("commit status change"))
+    }
+
+    /// Status changes with `seq >= from`, oldest first, at most `limit`.
+    pub fn status_changes(&self, from: i64, limit: i64) -> Result<Vec<StatusChange>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT seq, node_id, old_status, new_status, reason, time, result_json
+                 FROM status_changes WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(db("prepare status changes"))?;
+        let rows = statement
+            .query_map(params![from, limit], |r| {
+                Ok(StatusChange {
+                    seq: r.get(0)?,
+                    node_id: r.get(1)?,
+                    old_status: r.get(2)?,
+                    new_status: r.get(3)?,
+                    reason: r.get(4)?,
+                    time: r.get(5)?,
+                    result_json: r.get(6)?,
+                })
+            })
+            .map_err(db("read status changes"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(db("read status change row"))
     }
 
     pub fn verdict_count(&self) -> Result<i64, StoreError> {

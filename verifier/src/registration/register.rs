@@ -198,6 +198,7 @@ pub async fn register_node(
                 ek_certificate: Some(identity.ek_certificate.clone()).filter(|c| !c.is_empty()),
                 group: group.to_owned(),
                 registered_at: Some(now),
+                status: crate::store::STATUS_UNKNOWN.to_owned(),
             };
             let verifier = Arc::clone(&verifier);
             let outcome =

@@ -1,0 +1,106 @@
+//! Continuous attestation and the Watch stream: the verifier re-attests a registered node on
+//! its interval; the node turns `trusted`, and `unknown` within its window once its attester
+//! stops; Watch reports both, and a client that reconnects from its last seq misses nothing.
+
+use std::time::{Duration, Instant};
+
+use vigil_e2e::*;
+use vigil_proto::v1::verifier_client::VerifierClient;
+use vigil_proto::v1::{VerdictChange, WatchRequest};
+
+async fn next_change(
+    stream: &mut tonic::Streaming<VerdictChange>,
+    deadline: Instant,
+) -> Option<VerdictChange> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    tokio::time::timeout(left, stream.message())
+        .await
+        .ok()?
+        .ok()?
+}
+
+#[test]
+fn a_stopped_attester_turns_unknown_and_watch_resumes_without_gaps() {
+    let ca = EkCa::new();
+    let tpm = Swtpm::start_with_ek_certificate(&ca);
+    let trust = ca.trust_dir();
+    let dir = TempDir::new("watch");
+    let attester = start_attester(&tpm, &dir.join("attester"), "watched-node", &[]);
+    let verifier = start_verifier(
+        &dir.join("vigil.db"),
+        &[
+            "--ek-roots",
+            trust.to_str().unwrap(),
+            "--poll-interval",
+            "1",
+        ],
+    );
+    let out = vigil(&[
+        "node",
+        "register",
+        &attester.address,
+        "--verifier",
+        &verifier.url(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = VerifierClient::connect(verifier.url()).await.unwrap();
+        let mut stream = client
+            .watch(WatchRequest {
+                from_seq: 0,
+                node_id: "watched-node".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let trusted = next_change(&mut stream, deadline)
+            .await
+            .expect("a first verdict from the poller");
+        assert_eq!(
+            (trusted.old_status.as_str(), trusted.new_status.as_str()),
+            ("unknown", "trusted"),
+            "{trusted:?}"
+        );
+        assert!(
+            trusted.result_json.contains("\"verdict\":\"pass\""),
+            "{}",
+            trusted.result_json
+        );
+
+        // Stop the attester: within its window the node must become unknown.
+        attester.stop();
+        let stopped_at = Instant::now();
+        let unknown = next_change(&mut stream, Instant::now() + Duration::from_secs(20))
+            .await
+            .expect("the node turns unknown");
+        assert_eq!(unknown.new_status, "unknown", "{unknown:?}");
+        assert!(unknown.seq > trusted.seq);
+        eprintln!(
+            "trusted -> unknown {:?} after the attester stopped: {}",
+            stopped_at.elapsed(),
+            unknown.reason
+        );
+        drop(stream);
+
+        // A client that reconnects after the first change resumes exactly at the next one.
+        let mut resumed = client
+            .watch(WatchRequest {
+                from_seq: trusted.seq + 1,
+                node_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let again = next_change(&mut resumed, Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(again.seq, unknown.seq);
+        assert_eq!(again.new_status, "unknown");
+    });
+}
