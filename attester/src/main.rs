@@ -1,6 +1,7 @@
 //! `vigil-attester`: runs on a GPU host and proves what it runs, with its TPM.
 
 mod collect;
+mod push;
 mod service;
 mod tpm;
 mod tpm2_tools;
@@ -66,6 +67,12 @@ struct ServeArgs {
     /// The measured-boot event log to send.
     #[arg(long, default_value = DEFAULT_EVENT_LOG)]
     event_log: PathBuf,
+    /// Push mode: attest to this verifier on our own interval (Challenge, then Attest).
+    #[arg(long)]
+    push_to: Option<String>,
+    /// Seconds between pushes.
+    #[arg(long, default_value_t = 60)]
+    push_interval: u64,
 }
 
 #[derive(Args)]
@@ -130,6 +137,10 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         println!("vigil-attester listening on {address}");
+        if let Some(verifier) = args.push_to.clone() {
+            let interval = std::time::Duration::from_secs(args.push_interval.max(1));
+            tokio::spawn(push::run(Arc::clone(&collector), verifier, interval));
+        }
         Server::builder()
             .add_service(health_service)
             .add_service(reflection)

@@ -104,3 +104,60 @@ fn a_stopped_attester_turns_unknown_and_watch_resumes_without_gaps() {
         assert_eq!(again.new_status, "unknown");
     });
 }
+
+#[test]
+fn an_attester_in_push_mode_attests_itself_on_its_interval() {
+    let tpm = Swtpm::start();
+    let dir = TempDir::new("push-mode");
+    let db = dir.join("vigil.db");
+    let verifier = start_verifier(&db, &["--tofu", "--poll-interval", "0"]);
+    let url = verifier.url();
+    let _attester = start_attester(
+        &tpm,
+        &dir.join("attester"),
+        "pushing-node",
+        &["--push-to", &url, "--push-interval", "1"],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut client = VerifierClient::connect(verifier.url()).await.unwrap();
+        let mut stream = client
+            .watch(WatchRequest {
+                from_seq: 0,
+                node_id: "pushing-node".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let change = next_change(&mut stream, Instant::now() + Duration::from_secs(20))
+            .await
+            .expect("the pushed evidence is appraised");
+        assert_eq!(change.new_status, "trusted", "{change:?}");
+    });
+    // It keeps pushing: more than one verdict arrives.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = vigil(&[
+            "audit",
+            "list",
+            "--db",
+            db.to_str().unwrap(),
+            "--kind",
+            "verdict",
+            "--status",
+            "pass",
+            "--json",
+        ]);
+        let count = serde_json::from_str::<serde_json::Value>(&stdout(&out))
+            .map(|v| v.as_array().map_or(0, Vec::len))
+            .unwrap_or(0);
+        if count >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {count} pushed verdicts");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
