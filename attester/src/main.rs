@@ -67,6 +67,9 @@ struct ServeArgs {
     /// The measured-boot event log to send.
     #[arg(long, default_value = DEFAULT_EVENT_LOG)]
     event_log: PathBuf,
+    /// Which endorsement key to present for registration.
+    #[arg(long, value_enum, default_value = "rsa")]
+    ek_alg: crate::tpm::EkAlgorithm,
     /// Push mode: attest to this verifier on our own interval (Challenge, then Attest).
     #[arg(long)]
     push_to: Option<String>,
@@ -119,7 +122,8 @@ fn hostname() -> String {
 }
 
 fn serve(args: ServeArgs) -> Result<(), AnyError> {
-    let tpm = Tpm::open(&args.tpm.tcti, &args.tpm.state_dir, args.tpm.ak_alg)?;
+    let mut tpm = Tpm::open(&args.tpm.tcti, &args.tpm.state_dir, args.tpm.ak_alg)?;
+    tpm.use_endorsement_key(args.ek_alg);
     let node_id = args.node_id.unwrap_or_else(hostname);
     let collector = Arc::new(Collector::new(tpm, node_id, args.event_log));
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -78,6 +78,24 @@ impl AkAlgorithm {
 /// PCR values by bank name ("sha256") and PCR index.
 pub type PcrValues = BTreeMap<&'static str, BTreeMap<u32, Vec<u8>>>;
 
+/// Which endorsement key the attester presents for registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EkAlgorithm {
+    /// The TCG default RSA-2048 EK (certificate at NV 0x01c00002).
+    Rsa,
+    /// The TCG default ECC NIST P-256 EK (certificate at NV 0x01c0000a).
+    Ecc,
+}
+
+impl EkAlgorithm {
+    fn selection(self) -> AsymmetricAlgorithmSelection {
+        match self {
+            EkAlgorithm::Rsa => AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
+            EkAlgorithm::Ecc => AsymmetricAlgorithmSelection::Ecc(EccCurve::NistP256),
+        }
+    }
+}
+
 /// The PCR banks Vigil quotes, in the order it asks for them.
 pub const QUOTED_BANKS: [HashingAlgorithm; 3] = [
     HashingAlgorithm::Sha1,
@@ -123,6 +141,7 @@ pub struct QuoteOutput {
 /// at a time (the service keeps it behind a mutex and calls it from `spawn_blocking`).
 pub struct Tpm {
     context: Context,
+    ek_algorithm: EkAlgorithm,
     ak: KeyHandle,
     ak_public: Public,
     ak_name: Vec<u8>,
@@ -143,6 +162,7 @@ impl Tpm {
             .map_err(tpm_step("read AK public area"))?;
         Ok(Tpm {
             context,
+            ek_algorithm: EkAlgorithm::Rsa,
             ak,
             ak_public,
             ak_name: name.value().to_vec(),
@@ -272,9 +292,14 @@ pub struct EndorsementKey {
 }
 
 impl Tpm {
-    /// The TCG default RSA-2048 EK's public area and certificate.
+    /// Presents (and activates credentials with) the EK of `algorithm` from now on.
+    pub fn use_endorsement_key(&mut self, algorithm: EkAlgorithm) {
+        self.ek_algorithm = algorithm;
+    }
+
+    /// The TCG default EK's public area and certificate.
     pub fn endorsement_key(&mut self) -> Result<EndorsementKey, TpmError> {
-        let ek = ek::create_ek_object(&mut self.context, AsymmetricAlgorithm::Rsa, None)
+        let ek = ek::create_ek_object_2(&mut self.context, self.ek_algorithm.selection(), None)
             .map_err(tpm_step("create the EK"))?;
         let public = self.context.read_public(ek);
         let flushed = self.context.flush_context(ek.into());
@@ -284,11 +309,8 @@ impl Tpm {
             .and_then(|buffer| buffer.marshall())
             .map_err(tpm_step("marshal the EK public area"))?;
         // A missing NV index just means no certificate was provisioned (e.g. a bare swtpm).
-        let certificate = ek::retrieve_ek_pubcert(
-            &mut self.context,
-            AsymmetricAlgorithmSelection::Rsa(RsaKeyBits::Rsa2048),
-        )
-        .ok();
+        let certificate =
+            ek::retrieve_ek_pubcert(&mut self.context, self.ek_algorithm.selection()).ok();
         Ok(EndorsementKey {
             public,
             certificate,
@@ -307,7 +329,7 @@ impl Tpm {
             .map_err(|_| TpmError::Request("credential blob is too large".into()))?;
         let secret = EncryptedSecret::try_from(encrypted_secret.to_vec())
             .map_err(|_| TpmError::Request("encrypted secret is too large".into()))?;
-        let ek = ek::create_ek_object(&mut self.context, AsymmetricAlgorithm::Rsa, None)
+        let ek = ek::create_ek_object_2(&mut self.context, self.ek_algorithm.selection(), None)
             .map_err(tpm_step("create the EK"))?;
         let result = self.activate_with_ek(ek, blob, secret);
         let flushed = self.context.flush_context(ek.into());

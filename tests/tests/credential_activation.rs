@@ -10,10 +10,24 @@ use vigil_verifier::evidence::tpm::structures::decode_tpm2b_public;
 use vigil_verifier::registration::credential::make_credential;
 
 #[test]
-fn the_tpm_recovers_a_secret_sealed_by_the_verifier_only_for_its_own_ak() {
+fn the_tpm_recovers_a_secret_sealed_to_its_rsa_ek_only_for_its_own_ak() {
+    activation_round_trip("rsa");
+}
+
+#[test]
+fn the_tpm_recovers_a_secret_sealed_to_its_ecc_ek_only_for_its_own_ak() {
+    activation_round_trip("ecc");
+}
+
+fn activation_round_trip(ek_alg: &str) {
     let tpm = Swtpm::start();
     let dir = TempDir::new("activate");
-    let attester = start_attester(&tpm, &dir.join("attester"), "activation-node", &[]);
+    let attester = start_attester(
+        &tpm,
+        &dir.join("attester"),
+        "activation-node",
+        &["--ek-alg", ek_alg],
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -26,6 +40,12 @@ fn the_tpm_recovers_a_secret_sealed_by_the_verifier_only_for_its_own_ak() {
             .unwrap()
             .into_inner();
         let ek = decode_tpm2b_public(&identity.ek_public).unwrap();
+        let expected_key = if ek_alg == "rsa" {
+            "RSA-2048"
+        } else {
+            "ECC NIST P-256"
+        };
+        assert_eq!(ek.key.describe(), expected_key);
         let ak = decode_tpm2b_public(&identity.ak_public).unwrap();
         assert_eq!(ak.name.as_deref(), Some(identity.ak_name.as_slice()));
 

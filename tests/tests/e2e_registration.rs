@@ -156,11 +156,25 @@ fn an_ek_certificate_from_an_untrusted_ca_fails() {
 
 #[test]
 fn a_tpm_without_ek_certificate_needs_an_explicit_allow_list_entry() {
+    allow_listed_registration("rsa");
+}
+
+#[test]
+fn an_ecc_ek_registers_through_credential_activation_too() {
+    allow_listed_registration("ecc");
+}
+
+fn allow_listed_registration(ek_alg: &str) {
     let tpm = Swtpm::start();
     let dir = TempDir::new("allowlist");
     let db = dir.join("vigil.db");
     let db = db.to_str().unwrap();
-    let attester = start_attester(&tpm, &dir.join("attester"), "vm-node", &[]);
+    let attester = start_attester(
+        &tpm,
+        &dir.join("attester"),
+        "vm-node",
+        &["--ek-alg", ek_alg],
+    );
     let out = register(&attester.address, db, None, &[]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     let detail = failed_check(&json_of(&out), "ek.certificate")["detail"]

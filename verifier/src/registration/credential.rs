@@ -1,5 +1,7 @@
 //! TPM2_MakeCredential in pure Rust (TPM 2.0 Part 1, "Credential Protection").
 //!
+//! (For an ECC EK the seed comes from an ephemeral ECDH key instead: see [`kdf_e`].)
+//!
 //! The verifier seals a random secret to a TPM's EK *for one AK's name*. Only the TPM that
 //! holds that EK and has that AK loaded can recover the secret with TPM2_ActivateCredential,
 //! so a correct answer proves the AK lives beside the EK. For an RSA EK:
@@ -144,16 +146,17 @@ pub fn make_credential(
             "EK symmetric algorithm 0x{algorithm:04x}/{key_bits}/mode 0x{mode:04x} (need AES-128-CFB)"
         )));
     }
-    let PublicKey::Rsa { modulus, exponent } = &ek.key else {
-        return Err(CredentialError::Unsupported(
-            "ECC EKs are not supported yet; use the RSA-2048 EK".into(),
-        ));
+    let (seed, encrypted_secret) = match &ek.key {
+        PublicKey::Rsa { modulus, exponent } => {
+            let mut seed = vec![0u8; digest_len];
+            random
+                .fill(&mut seed)
+                .map_err(|_| CredentialError::Random)?;
+            let encrypted = oaep_encrypt(modulus, exponent, name_alg, &seed, random)?;
+            (seed, encrypted)
+        }
+        PublicKey::Ecc { curve, x, y } => ecdh_seed(*curve, x, y, name_alg, random)?,
     };
-    let mut seed = vec![0u8; digest_len];
-    random
-        .fill(&mut seed)
-        .map_err(|_| CredentialError::Random)?;
-    let encrypted_secret = oaep_encrypt(modulus, exponent, name_alg, &seed, random)?;
 
     let unsupported =
         || CredentialError::Unsupported(format!("name algorithm {}", name_alg.name()));
@@ -196,6 +199,84 @@ pub fn make_credential(
         credential_blob,
         encrypted_secret,
     })
+}
+
+/// KDFe (SP 800-56A concatenation KDF as the TPM defines it): H(counter || Z || label NUL ||
+/// partyU || partyV), repeated and truncated to `bits`.
+pub fn kdf_e(
+    hash: HashAlg,
+    z: &[u8],
+    label: &str,
+    party_u: &[u8],
+    party_v: &[u8],
+    bits: u32,
+) -> Option<Vec<u8>> {
+    let wanted = (bits as usize).div_ceil(8);
+    let mut out = Vec::with_capacity(wanted + 64);
+    let mut counter: u32 = 1;
+    while out.len() < wanted {
+        let mut input =
+            Vec::with_capacity(4 + z.len() + label.len() + 1 + party_u.len() + party_v.len());
+        input.extend_from_slice(&counter.to_be_bytes());
+        input.extend_from_slice(z);
+        input.extend_from_slice(label.as_bytes());
+        input.push(0);
+        input.extend_from_slice(party_u);
+        input.extend_from_slice(party_v);
+        out.extend(hash.digest(&input)?);
+        counter += 1;
+    }
+    out.truncate(wanted);
+    Some(out)
+}
+
+/// The ECC form of the secret: an ephemeral ECDH key with the EK; the seed is derived from
+/// the shared x-coordinate, and the ephemeral public point is what the TPM receives.
+fn ecdh_seed(
+    curve: crate::evidence::tpm::structures::EccCurve,
+    ek_x: &[u8],
+    ek_y: &[u8],
+    name_alg: HashAlg,
+    random: &dyn SecureRandom,
+) -> Result<(Vec<u8>, Vec<u8>), CredentialError> {
+    use crate::evidence::tpm::structures::EccCurve;
+    use ring::agreement;
+    let algorithm = match curve {
+        EccCurve::NistP256 => &agreement::ECDH_P256,
+        EccCurve::NistP384 => &agreement::ECDH_P384,
+    };
+    let size = curve.coordinate_len();
+    let ephemeral = agreement::EphemeralPrivateKey::generate(algorithm, random)
+        .map_err(|_| CredentialError::Random)?;
+    let public = ephemeral
+        .compute_public_key()
+        .map_err(|_| CredentialError::Random)?;
+    let (ephemeral_x, ephemeral_y) = public
+        .as_ref()
+        .get(1..)
+        .map(|xy| xy.split_at(size))
+        .ok_or_else(|| CredentialError::Unsupported("ephemeral point encoding".into()))?;
+    let mut peer = Vec::with_capacity(1 + 2 * size);
+    peer.push(0x04);
+    peer.extend_from_slice(ek_x);
+    peer.extend_from_slice(ek_y);
+    let z = agreement::agree_ephemeral(
+        ephemeral,
+        &agreement::UnparsedPublicKey::new(algorithm, &peer),
+        |z| z.to_vec(),
+    )
+    .map_err(|_| CredentialError::Encrypt("the EK's point is not on its curve".into()))?;
+    let bits = (name_alg.digest_len() * 8) as u32;
+    let seed = kdf_e(name_alg, &z, "IDENTITY", ephemeral_x, ek_x, bits).ok_or_else(|| {
+        CredentialError::Unsupported(format!("name algorithm {}", name_alg.name()))
+    })?;
+    // TPMS_ECC_POINT: TPM2B x, TPM2B y.
+    let mut encrypted = Vec::with_capacity(4 + 2 * size);
+    for coordinate in [ephemeral_x, ephemeral_y] {
+        encrypted.extend_from_slice(&(coordinate.len() as u16).to_be_bytes());
+        encrypted.extend_from_slice(coordinate);
+    }
+    Ok((seed, encrypted))
 }
 
 fn oaep_encrypt(
