@@ -377,6 +377,12 @@ struct QuoteVerifyArgs {
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> ExitCode {
+    // Output piped into `head` and the like: end quietly when the reader goes away, as
+    // command-line tools do, instead of panicking on a broken pipe.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => serve(args).map(|()| Verdict::Pass),
