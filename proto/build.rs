@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/vigil/v1/attester.proto",
         "proto/vigil/v1/verifier.proto",
         "proto/vigil/v1/audit.proto",
+        "proto/vigil/v1/baselines.proto",
     ];
     let descriptors = protox::compile(files, ["proto"])?;
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);

@@ -8,6 +8,7 @@ use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use vigil_proto::binding::{NONCE_LEN, qualifying_data};
 use vigil_proto::v1::{EventLog, Evidence, PcrBank, TpmEvidence, TpmQuote};
 
+use crate::gpu::GpuSource;
 use crate::tpm::{MAX_PCR_INDEX, Tpm, TpmError, bank_from_name};
 
 /// Largest event log the attester will send (real logs are tens of KiB).
@@ -24,14 +25,16 @@ pub struct Collector {
     tpm: Arc<Mutex<Tpm>>,
     node_id: String,
     event_log_path: PathBuf,
+    gpus: GpuSource,
 }
 
 impl Collector {
-    pub fn new(tpm: Tpm, node_id: String, event_log_path: PathBuf) -> Self {
+    pub fn new(tpm: Tpm, node_id: String, event_log_path: PathBuf, gpus: GpuSource) -> Self {
         Collector {
             tpm: Arc::new(Mutex::new(tpm)),
             node_id,
             event_log_path,
+            gpus,
         }
     }
 
@@ -65,9 +68,15 @@ impl Collector {
             )));
         }
         let pcrs = normalise_pcrs(pcrs)?;
-        // The GPU collector is not part of this build: no GPU evidence, and the binding
-        // commits to exactly that (the empty list).
-        let gpus = Vec::new();
+        // Each GPU answers the verifier's nonce itself; the quote then commits to exactly
+        // this list of GPU evidence.
+        let gpu_nonce: [u8; NONCE_LEN] = nonce
+            .try_into()
+            .map_err(|_| TpmError::Request("nonce length".into()))?;
+        let gpus = self
+            .gpus
+            .collect(&gpu_nonce)
+            .map_err(|e| TpmError::Request(format!("GPU evidence: {e}")))?;
         let qualifying = qualifying_data(nonce, &gpus);
         let (ak_public, quote) = self.with_tpm(|tpm| {
             let banks = choose_banks(tpm, banks)?;

@@ -1,6 +1,7 @@
 //! `vigil-attester`: runs on a GPU host and proves what it runs, with its TPM.
 
 mod collect;
+mod gpu;
 mod push;
 mod service;
 mod tpm;
@@ -76,6 +77,22 @@ struct ServeArgs {
     /// Seconds between pushes.
     #[arg(long, default_value_t = 60)]
     push_interval: u64,
+    /// Certificate directory (`vigil dev-certs DIR` layout): serve with mutual TLS (only the
+    /// verifier's certificate may ask for evidence) and push with the attester certificate.
+    #[arg(long, env = "VIGIL_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
+    /// DEVELOPMENT ONLY: plaintext gRPC, any caller may ask for evidence.
+    #[arg(long)]
+    dev: bool,
+    /// GPU evidence: `nvidia` (through NVML, loaded at run time; nothing on a host without
+    /// it) or `none`.
+    #[arg(long, default_value = "nvidia", value_parser = ["nvidia", "none"])]
+    gpus: String,
+    /// TESTING: present this recorded GPU evidence, `REPORT,CHAIN` (report as NVIDIA's tools
+    /// write it, PEM chain), instead of NVML; repeatable, one GPU each. The verifier checks it
+    /// like any report: a recorded report does not answer its nonce.
+    #[arg(long, value_name = "REPORT,CHAIN")]
+    gpu_replay: Vec<String>,
 }
 
 #[derive(Args)]
@@ -122,10 +139,34 @@ fn hostname() -> String {
 }
 
 fn serve(args: ServeArgs) -> Result<(), AnyError> {
+    let server_tls = match (args.dev, &args.tls_dir) {
+        (false, Some(dir)) => Some(vigil_tls::server_tls_config_from_dir(dir)?),
+        (true, None) => None,
+        (true, Some(_)) => return Err("--dev and --tls-dir exclude each other".into()),
+        (false, None) => {
+            return Err("refusing to serve without mutual TLS: give --tls-dir DIR, or --dev for plaintext development mode".into());
+        }
+    };
     let mut tpm = Tpm::open(&args.tpm.tcti, &args.tpm.state_dir, args.tpm.ak_alg)?;
     tpm.use_endorsement_key(args.ek_alg);
     let node_id = args.node_id.unwrap_or_else(hostname);
-    let collector = Arc::new(Collector::new(tpm, node_id, args.event_log));
+    let gpus = if !args.gpu_replay.is_empty() {
+        let files = args
+            .gpu_replay
+            .iter()
+            .map(|pair| {
+                pair.split_once(',')
+                    .map(|(r, c)| (PathBuf::from(r), PathBuf::from(c)))
+                    .ok_or_else(|| format!("--gpu-replay {pair:?}: expected REPORT,CHAIN"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::gpu::GpuSource::Replay(files)
+    } else if args.gpus == "none" {
+        crate::gpu::GpuSource::None
+    } else {
+        crate::gpu::GpuSource::Nvml
+    };
+    let collector = Arc::new(Collector::new(tpm, node_id, args.event_log, gpus));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -140,12 +181,31 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
             .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
-        println!("vigil-attester listening on {address}");
+        let mut builder = Server::builder();
+        let layer = match server_tls {
+            Some(tls) => {
+                builder = builder.tls_config(tls)?;
+                println!("vigil-attester listening on {address} (mutual TLS)");
+                vigil_tls::RoleLayer::new()
+            }
+            None => {
+                println!(
+                    "vigil-attester listening on {address} (DEV MODE: plaintext, no client authentication)"
+                );
+                vigil_tls::RoleLayer::dev()
+            }
+        };
         if let Some(verifier) = args.push_to.clone() {
             let interval = std::time::Duration::from_secs(args.push_interval.max(1));
-            tokio::spawn(push::run(Arc::clone(&collector), verifier, interval));
+            tokio::spawn(push::run(
+                Arc::clone(&collector),
+                verifier,
+                interval,
+                args.tls_dir.clone(),
+            ));
         }
-        Server::builder()
+        builder
+            .layer(layer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(AttesterServer::new(AttesterService::new(Arc::clone(

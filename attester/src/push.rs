@@ -2,6 +2,7 @@
 //! Attest), for hosts the verifier cannot reach. The verifier judges freshness and windows
 //! exactly as in pull mode; this loop only keeps the evidence coming.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,20 +11,58 @@ use vigil_proto::v1::{AttestRequest, ChallengeRequest, Verdict};
 
 use crate::collect::Collector;
 
-/// `host:port` becomes `http://host:port`; explicit schemes are kept.
-fn endpoint_uri(address: &str) -> String {
+/// `host:port` becomes `http://host:port` (`https://` with TLS); explicit schemes are kept.
+fn endpoint_uri(address: &str, tls: bool) -> String {
     if address.contains("://") {
         address.to_owned()
+    } else if tls {
+        format!("https://{address}")
     } else {
         format!("http://{address}")
     }
 }
 
-/// One push: a nonce from the verifier, evidence for it, the verdict back.
-async fn push_once(collector: &Arc<Collector>, verifier: &str) -> Result<String, String> {
-    let mut client = VerifierClient::connect(endpoint_uri(verifier))
+/// The host part of a URI, the name the verifier's certificate must carry.
+fn host_of(uri: &str) -> &str {
+    let rest = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    }
+}
+
+async fn connect(
+    verifier: &str,
+    tls_dir: Option<&Path>,
+) -> Result<VerifierClient<tonic::transport::Channel>, String> {
+    let uri = endpoint_uri(verifier, tls_dir.is_some());
+    let mut endpoint = tonic::transport::Endpoint::from_shared(uri.clone())
+        .map_err(|e| format!("invalid verifier address {verifier:?}: {e}"))?
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60));
+    if let Some(dir) = tls_dir {
+        let tls =
+            vigil_tls::client_tls_config_from_dir(dir, vigil_tls::Role::Attester, host_of(&uri))
+                .map_err(|e| format!("attester client certificate: {e}"))?;
+        endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS: {e}"))?;
+    }
+    let channel = endpoint
+        .connect()
         .await
-        .map_err(|e| format!("cannot reach the verifier at {verifier}: {e}"))?;
+        .map_err(|e| format!("cannot reach the verifier at {uri}: {e}"))?;
+    Ok(VerifierClient::new(channel))
+}
+
+/// One push: a nonce from the verifier, evidence for it, the verdict back.
+async fn push_once(
+    collector: &Arc<Collector>,
+    verifier: &str,
+    tls_dir: Option<&Path>,
+) -> Result<String, String> {
+    let mut client = connect(verifier, tls_dir).await?;
     let node_id = collector.node_id().to_owned();
     let challenge = client
         .challenge(ChallengeRequest {
@@ -57,9 +96,14 @@ async fn push_once(collector: &Arc<Collector>, verifier: &str) -> Result<String,
 
 /// Pushes evidence every `interval` until the process stops; failures are reported and the
 /// loop goes on (the verifier marks the node unknown if pushes stop arriving).
-pub async fn run(collector: Arc<Collector>, verifier: String, interval: Duration) {
+pub async fn run(
+    collector: Arc<Collector>,
+    verifier: String,
+    interval: Duration,
+    tls_dir: Option<PathBuf>,
+) {
     loop {
-        match push_once(&collector, &verifier).await {
+        match push_once(&collector, &verifier, tls_dir.as_deref()).await {
             Ok(verdict) => println!("vigil-attester pushed evidence to {verifier}: {verdict}"),
             Err(error) => eprintln!("vigil-attester: push to {verifier} failed: {error}"),
         }

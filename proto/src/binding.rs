@@ -24,6 +24,11 @@ pub fn gpu_evidence_digest(gpus: &[GpuEvidence]) -> [u8; 32] {
             gpu.report.as_slice(),
             gpu.cert_chain_pem.as_bytes(),
             gpu.uuid.as_bytes(),
+            gpu.name.as_bytes(),
+            gpu.driver_version.as_bytes(),
+            gpu.vbios_version.as_bytes(),
+            gpu.inforom_version.as_bytes(),
+            gpu.cc_mode.as_bytes(),
         ] {
             ctx.update(&(field.len() as u64).to_be_bytes());
             ctx.update(field);
@@ -58,6 +63,7 @@ mod tests {
             report: report.to_vec(),
             cert_chain_pem: String::new(),
             uuid: String::new(),
+            ..Default::default()
         }
     }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Vigil demo: a software TPM "manufactured" with an EK certificate from a local CA, an
 # attester and a verifier on this machine. The node is registered (EK certificate chain +
-# credential activation), challenged, its quote verified and the verdict printed; then a
+# credential activation) over mutual TLS, challenged, appraised against a baseline captured
+# from it, and the signed verdict printed and checked; then a
 # second TPM claims to be the same node and is refused; then the verdict history is printed.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -90,32 +91,63 @@ echo "    the local CA plays the TPM vendor: its certificates are the verifier's
 start_swtpm "$work/tpm"
 echo "    swtpm on 127.0.0.1:$tpm_port (control $((tpm_port + 1)))"
 
-echo "==> starting vigil-attester (creates and persists an ECC P-256 AK)"
+echo "==> vigil dev-certs: a local CA and one client certificate per role (mutual TLS, no --dev)"
+"$bin/vigil" dev-certs "$work/certs" >/dev/null
+certs="$work/certs"
+echo "    $certs: ca.pem, server.pem, admin.pem, orchestrator.pem, auditor.pem, attester.pem, verifier.pem"
+
+echo "==> starting vigil-attester (creates and persists an ECC P-256 AK; only the verifier's certificate may ask it for evidence)"
 "$bin/vigil-attester" serve --listen 127.0.0.1:0 --tcti "swtpm:host=127.0.0.1,port=$tpm_port" \
-  --state-dir "$work/attester" --node-id demo-gpu-host >"$work/attester.log" 2>&1 &
+  --state-dir "$work/attester" --node-id demo-gpu-host --tls-dir "$certs" >"$work/attester.log" 2>&1 &
 pids+=($!)
 wait_listening "$work/attester.log"
 attester="$address"
 echo "    attester on $attester"
 
-echo "==> starting the verifier (vigil serve, embedded SQLite at $work/vigil.db)"
-"$bin/vigil" serve --listen 127.0.0.1:0 --db "$work/vigil.db" --ek-roots "$work/trust" >"$work/vigil.log" 2>&1 &
+echo "==> starting the verifier (vigil serve, mutual TLS, embedded SQLite at $work/vigil.db)"
+"$bin/vigil" serve --listen 127.0.0.1:0 --db "$work/vigil.db" --ek-roots "$work/trust" \
+  --tls-dir "$certs" >"$work/vigil.log" 2>&1 &
 pids+=($!)
 wait_listening "$work/vigil.log"
-verifier="$address"
+verifier="https://$address"
 echo "    verifier on $verifier"
-echo "    NOTE: DEV MODE - plaintext gRPC on loopback, no client authentication"
+
+v() { "$bin/vigil" "$@" --verifier "$verifier" --tls-dir "$certs"; }
 
 echo
-echo "==> vigil node register $attester --group demo (EK certificate chain, then credential activation)"
-"$bin/vigil" node register "$attester" --group demo --verifier "http://$verifier" \
+echo "==> vigil node register $attester --group demo (as admin: EK certificate chain, then credential activation)"
+"$bin/vigil" node register "$attester" --group demo --verifier "$verifier" --tls-dir "$certs" \
   && status=0 || status=$?
 echo "    exit code $status"
 
 echo
-echo "==> vigil verify --node $attester --verifier http://$verifier"
-"$bin/vigil" verify --node "$attester" --verifier "http://$verifier" && status=0 || status=$?
+echo "==> vigil verify (as orchestrator): no baseline is assigned to group demo yet, so it is denied"
+v verify --node "$attester" --json >"$work/first.json" && status=0 || status=$?
+grep -o '"detail": "no baseline[^"]*"' "$work/first.json" || true
 echo "    exit code $status (0 = pass, 1 = fail, 2 = error)"
+
+echo
+echo "==> vigil baseline capture: learn a baseline from this (golden) node's verified claims"
+"$bin/vigil" baseline capture --evidence "$work/first.json" --name demo-hosts --out "$work/demo-hosts.toml"
+sed -n '1,40p' "$work/demo-hosts.toml"
+
+echo
+echo "==> vigil baseline put + assign (as admin): a new immutable version, then group demo uses it"
+v baseline put "$work/demo-hosts.toml" --author demo-operator --reason "captured from the golden node"
+v baseline assign demo demo-hosts --author demo-operator --reason "first rollout"
+
+echo
+echo "==> vigil verify --node $attester: appraised against the baseline, signed result"
+v verify --node "$attester" && status=0 || status=$?
+echo "    exit code $status (0 = pass, 1 = fail, 2 = error)"
+v verify --node "$attester" --json >"$work/second.json" || true
+sed -n 's/.*"result_token": "\([^"]*\)".*/\1/p' "$work/second.json" | head -n 1 >"$work/result.jwt"
+
+echo
+echo "==> vigil result verify: the signed EAR checked offline with the verifier's published keys"
+v keys jwks >"$work/jwks.json"
+"$bin/vigil" result verify "@$work/result.jwt" --jwks "$work/jwks.json" && status=0 || status=$?
+echo "    exit code $status"
 
 echo
 echo "==> an impostor: another genuine TPM (same vendor CA) claims to be demo-gpu-host"
@@ -123,19 +155,25 @@ manufacture_tpm "$work/tpm2"
 start_swtpm "$work/tpm2"
 tpm2_port="$tpm_port"
 "$bin/vigil-attester" serve --listen 127.0.0.1:0 --tcti "swtpm:host=127.0.0.1,port=$tpm2_port" \
-  --state-dir "$work/impostor" --node-id demo-gpu-host >"$work/impostor.log" 2>&1 &
+  --state-dir "$work/impostor" --node-id demo-gpu-host --tls-dir "$certs" >"$work/impostor.log" 2>&1 &
 pids+=($!)
 wait_listening "$work/impostor.log"
 impostor="$address"
-"$bin/vigil" verify --node "$impostor" --verifier "http://$verifier" && status=0 || status=$?
+v verify --node "$impostor" && status=0 || status=$?
 echo "    exit code $status (0 = pass, 1 = fail, 2 = error)"
+
+echo
+echo "==> roles: an attester certificate may not change baselines"
+"$bin/vigil" baseline put "$work/demo-hosts.toml" --author x --reason y --verifier "$verifier" \
+  --tls-dir "$certs" --as attester && status=0 || status=$?
+echo "    exit code $status (refused)"
 
 echo
 echo "==> nodes (vigil nodes)"
 "$bin/vigil" nodes --db "$work/vigil.db"
 
 echo
-echo "==> audit trail (vigil audit list): every registration and verdict, in a Merkle log"
+echo "==> audit trail (vigil audit list): every registration, baseline change and verdict, in a Merkle log"
 "$bin/vigil" audit list --db "$work/vigil.db"
 
 echo

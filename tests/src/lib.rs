@@ -309,6 +309,11 @@ impl Server {
         format!("http://{}", self.address)
     }
 
+    /// The address for a client speaking mutual TLS (`--tls-dir`).
+    pub fn tls_url(&self) -> String {
+        format!("https://{}", self.address)
+    }
+
     /// Stops the server with SIGTERM (graceful) and waits for it.
     pub fn stop(mut self) {
         // SAFETY: sending a signal to our own child process.
@@ -343,6 +348,9 @@ pub fn start_attester(tpm: &Swtpm, state: &Path, node_id: &str, extra: &[&str]) 
         .args(["--node-id", node_id])
         .args(extra)
         .env("TSS2_LOG", "all+none");
+    if !extra.contains(&"--tls-dir") {
+        command.arg("--dev");
+    }
     if !extra.contains(&"--event-log") {
         // swtpm has no firmware log; never pick up the host's own.
         command.args([
@@ -360,6 +368,9 @@ pub fn start_verifier(db: &Path, extra: &[&str]) -> Server {
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .args(extra);
+    if !extra.contains(&"--tls-dir") {
+        command.arg("--dev");
+    }
     Server::start(command)
 }
 
@@ -445,4 +456,26 @@ pub fn synthetic_event_log(events: &[LogEvent]) -> Vec<u8> {
         log.extend(&event.data);
     }
     log
+}
+
+/// `$VIGIL_FIXTURES` (default `../shared/fixtures` beside the workspace) if `marker` exists
+/// there. With `CI` set, missing fixtures fail the test; otherwise the test says loudly that
+/// it was skipped and returns `None`.
+pub fn fixtures(marker: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("VIGIL_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"));
+    if dir.join(marker).exists() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but the fixtures are missing at {}",
+        dir.display()
+    );
+    eprintln!(
+        "SKIPPED: fixtures not found at {} (set VIGIL_FIXTURES)",
+        dir.display()
+    );
+    None
 }

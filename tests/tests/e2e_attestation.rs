@@ -36,7 +36,7 @@ fn pull_mode_through_the_verifier_server_passes_with_a_fresh_nonce() {
     let dir = TempDir::new("pull");
     let attester = start_attester(&tpm, &dir.join("attester"), "gpu-host-1", &[]);
     // Trust on first use, development mode: registration is covered in e2e_registration.
-    let verifier = start_verifier(&dir.join("vigil.db"), &["--tofu"]);
+    let verifier = start_verifier(&dir.join("vigil.db"), &["--tofu", "--allow-no-baseline"]);
 
     let (exit, report, text) = verify_json(&attester.address, &["--verifier", &verifier.url()]);
     assert_eq!(exit, 0, "{text}");
@@ -99,7 +99,10 @@ fn a_node_presenting_another_ak_fails() {
     let db = dir.join("vigil.db");
     let db = db.to_str().unwrap();
     let attester = start_attester(&tpm, &dir.join("first"), "gpu-host-2", &[]);
-    let (exit, _, text) = verify_json(&attester.address, &["--db", db, "--tofu"]);
+    let (exit, _, text) = verify_json(
+        &attester.address,
+        &["--db", db, "--tofu", "--allow-no-baseline"],
+    );
     assert_eq!(exit, 0, "{text}");
     attester.stop();
 
@@ -110,7 +113,10 @@ fn a_node_presenting_another_ak_fails() {
         "gpu-host-2",
         &["--ak-alg", "rsa"],
     );
-    let (exit, report, text) = verify_json(&impostor.address, &["--db", db, "--tofu"]);
+    let (exit, report, text) = verify_json(
+        &impostor.address,
+        &["--db", db, "--tofu", "--allow-no-baseline"],
+    );
     assert_eq!(exit, 1, "{text}");
     assert_eq!(report["verdict"], "fail");
     let ak = check(&report, "ak.known");
@@ -151,7 +157,7 @@ impl PushFixture {
         let tpm = Swtpm::start();
         let dir = TempDir::new("push");
         let attester = start_attester(&tpm, &dir.join("attester"), "push-node", &[]);
-        let mut args = vec!["--tofu"];
+        let mut args = vec!["--tofu", "--allow-no-baseline"];
         args.extend_from_slice(verifier_args);
         let verifier = start_verifier(&dir.join("vigil.db"), &args);
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -19,6 +19,7 @@ fn verdicts_are_audited_and_tampering_is_detected() {
             "--db",
             db,
             "--tofu",
+            "--allow-no-baseline",
             "--json",
         ]);
         assert_eq!(code(&out), 0, "{}", stdout(&out));
@@ -209,7 +210,7 @@ fn the_audit_service_serves_records_checkpoints_and_proofs_an_auditor_can_check(
     let tpm = Swtpm::start();
     let dir = TempDir::new("audit-grpc");
     let attester = start_attester(&tpm, &dir.join("attester"), "grpc-audited", &[]);
-    let verifier = start_verifier(&dir.join("vigil.db"), &["--tofu"]);
+    let verifier = start_verifier(&dir.join("vigil.db"), &["--tofu", "--allow-no-baseline"]);
     for _ in 0..3 {
         let out = vigil(&[
             "verify",

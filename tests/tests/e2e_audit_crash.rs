@@ -75,7 +75,7 @@ fn every_acknowledged_verdict_survives_kill_9() {
         .unwrap();
     let mut acknowledged = BTreeSet::new();
     for round in 0..ROUNDS {
-        let verifier = start_verifier(&db, &["--tofu"]);
+        let verifier = start_verifier(&db, &["--tofu", "--allow-no-baseline"]);
         // Kill the verifier while the clients are mid-flight.
         let deadline = Instant::now() + ROUND_TIME * 10;
         let tasks: Vec<_> = (0..CLIENTS)

@@ -82,6 +82,7 @@ fn the_event_log_must_replay_to_the_quoted_pcrs() {
             "--db",
             db.to_str().unwrap(),
             "--tofu",
+            "--allow-no-baseline",
             "--json",
         ])
     };

@@ -31,6 +31,7 @@ fn twenty_nodes_are_attested_continuously_and_a_stopped_one_turns_unknown() {
             "1",
             "--poll-concurrency",
             "8",
+            "--allow-no-baseline",
         ],
     );
     let mut attesters: Vec<Option<Server>> = tpms

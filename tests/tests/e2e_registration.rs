@@ -53,7 +53,15 @@ fn register_then_attest_passes_and_other_tpms_fail() {
     let attester = start_attester(&tpm, &dir.join("attester"), "gpu-node-7", &[]);
 
     // Before registration, and without --tofu, the node's quotes are not trusted.
-    let out = vigil(&["verify", "--node", &attester.address, "--db", db, "--json"]);
+    let out = vigil(&[
+        "verify",
+        "--node",
+        &attester.address,
+        "--db",
+        db,
+        "--json",
+        "--allow-no-baseline",
+    ]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     assert!(
         failed_check(&json_of(&out), "ak.known")["detail"]
@@ -81,7 +89,15 @@ fn register_then_attest_passes_and_other_tpms_fail() {
         assert!(names.contains(&name), "{names:?}");
     }
 
-    let out = vigil(&["verify", "--node", &attester.address, "--db", db, "--json"]);
+    let out = vigil(&[
+        "verify",
+        "--node",
+        &attester.address,
+        "--db",
+        db,
+        "--json",
+        "--allow-no-baseline",
+    ]);
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     assert_eq!(json_of(&out)["ak_trust"], "ek-certified");
 
@@ -95,7 +111,15 @@ fn register_then_attest_passes_and_other_tpms_fail() {
     // registered, so its quotes fail, and it cannot re-register over the node.
     let other_tpm = Swtpm::start_with_ek_certificate(&ca);
     let impostor = start_attester(&other_tpm, &dir.join("impostor"), "gpu-node-7", &[]);
-    let out = vigil(&["verify", "--node", &impostor.address, "--db", db, "--json"]);
+    let out = vigil(&[
+        "verify",
+        "--node",
+        &impostor.address,
+        "--db",
+        db,
+        "--json",
+        "--allow-no-baseline",
+    ]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     assert!(
         failed_check(&json_of(&out), "ak.known")["detail"]
@@ -150,6 +174,7 @@ fn an_ek_certificate_from_an_untrusted_ca_fails() {
         "--db",
         db.to_str().unwrap(),
         "--json",
+        "--allow-no-baseline",
     ]);
     assert_eq!(code(&out), 1);
 }
@@ -280,7 +305,7 @@ fn registration_through_the_registrar_service_then_attestation_through_the_verif
     let attester = start_attester(&tpm, &dir.join("attester"), "grpc-node", &[]);
     let verifier = start_verifier(
         &dir.join("vigil.db"),
-        &["--ek-roots", trust.to_str().unwrap()],
+        &["--ek-roots", trust.to_str().unwrap(), "--allow-no-baseline"],
     );
 
     let out = vigil(&[

@@ -33,6 +33,7 @@ fn a_stopped_attester_turns_unknown_and_watch_resumes_without_gaps() {
             trust.to_str().unwrap(),
             "--poll-interval",
             "1",
+            "--allow-no-baseline",
         ],
     );
     let out = vigil(&[
@@ -110,7 +111,10 @@ fn an_attester_in_push_mode_attests_itself_on_its_interval() {
     let tpm = Swtpm::start();
     let dir = TempDir::new("push-mode");
     let db = dir.join("vigil.db");
-    let verifier = start_verifier(&db, &["--tofu", "--poll-interval", "0"]);
+    let verifier = start_verifier(
+        &db,
+        &["--tofu", "--allow-no-baseline", "--poll-interval", "0"],
+    );
     let url = verifier.url();
     let _attester = start_attester(
         &tpm,

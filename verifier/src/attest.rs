@@ -8,14 +8,24 @@ use std::sync::Mutex;
 use vigil_proto::binding::qualifying_data;
 use vigil_proto::v1::{Evidence, PcrSelection};
 
+use crate::baseline::{self, Appraisal, Baseline, BaselineRef};
+use crate::claims::{ClaimSet, Source, Trust, Value};
 use crate::evidence::eventlog;
+use crate::evidence::gpu::{GpuContext, check_gpus};
 use crate::evidence::tpm as tpm_evidence;
 use crate::nonce::{self, DEFAULT_NONCE_TTL_SECS};
 use crate::report::{AK_TRUST_TOFU, AttestationReport, Check, Verdict};
 use crate::store::{NodeRecord, Store, StoreError};
+use crate::store_baselines::StoredBaseline;
 
 /// PCRs every quote must cover: firmware (0-7) and boot loader (8-9).
 pub const DEFAULT_REQUIRED_PCRS: [u32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+
+/// Default lifetime of a signed attestation result: a little over a polling interval.
+pub const DEFAULT_RESULT_TTL_SECS: i64 = 600;
+
+/// Identifies this build in signed results (`ear.verifier-id.build`).
+pub const BUILD_ID: &str = concat!("vigil-verifier ", env!("CARGO_PKG_VERSION"));
 
 /// Largest node id accepted; it is a label and a database key, not a document.
 pub const MAX_NODE_ID_LEN: usize = 256;
@@ -26,6 +36,11 @@ pub struct VerifierConfig {
     pub required_pcrs: Vec<u32>,
     /// Dev only: record the AK of an unregistered node on first contact instead of failing.
     pub allow_tofu: bool,
+    /// Without a baseline for the node's group the verdict fails (deny by default); with
+    /// this set it passes on authenticity alone, with status "warning" and saying so.
+    pub allow_no_baseline: bool,
+    /// Lifetime of a signed attestation result (EAR `exp` - `iat`).
+    pub result_ttl_secs: i64,
 }
 
 impl Default for VerifierConfig {
@@ -34,6 +49,8 @@ impl Default for VerifierConfig {
             nonce_ttl_secs: DEFAULT_NONCE_TTL_SECS,
             required_pcrs: DEFAULT_REQUIRED_PCRS.to_vec(),
             allow_tofu: false,
+            allow_no_baseline: false,
+            result_ttl_secs: DEFAULT_RESULT_TTL_SECS,
         }
     }
 }
@@ -50,6 +67,8 @@ pub enum VerifierError {
     InvalidRequest(String),
     #[error("the store lock was poisoned by an earlier panic")]
     Poisoned,
+    #[error("baseline: {0}")]
+    Baseline(String),
 }
 
 /// A fresh challenge for one node.
@@ -63,6 +82,14 @@ pub struct Challenge {
 pub struct Verifier {
     store: Mutex<Store>,
     config: VerifierConfig,
+    /// NVIDIA RIMs for GPU measurement comparison.
+    rims: Option<vigil_nvidia::RimStore>,
+    /// Signs attestation results; without one, results are not signed (tests, offline use).
+    result_key: Option<vigil_ear::ResultSigningKey>,
+    /// When set, a baseline is accepted only with a detached signature by one of these.
+    baseline_keys: Vec<baseline::signature::TrustedKey>,
+    /// The client certificate for pulling from attesters (None: plaintext, dev mode).
+    client_tls: Option<crate::connect::ClientTls>,
 }
 
 /// Seconds since the Unix epoch, the verifier's clock for nonces and records.
@@ -92,6 +119,45 @@ impl Verifier {
         Verifier {
             store: Mutex::new(store),
             config,
+            rims: None,
+            result_key: None,
+            baseline_keys: Vec::new(),
+            client_tls: None,
+        }
+    }
+
+    /// Pulls from attesters over mutual TLS with this client certificate.
+    pub fn with_client_tls(mut self, tls: crate::connect::ClientTls) -> Self {
+        self.client_tls = Some(tls);
+        self
+    }
+
+    pub fn client_tls(&self) -> Option<&crate::connect::ClientTls> {
+        self.client_tls.as_ref()
+    }
+
+    /// Compares GPU measurements with the RIMs in `rims`.
+    pub fn with_rims(mut self, rims: vigil_nvidia::RimStore) -> Self {
+        self.rims = Some(rims);
+        self
+    }
+
+    /// Signs every attestation result with `key`.
+    pub fn with_result_key(mut self, key: vigil_ear::ResultSigningKey) -> Self {
+        self.result_key = Some(key);
+        self
+    }
+
+    /// Requires baselines to be signed by one of `keys`.
+    pub fn with_baseline_keys(mut self, keys: Vec<baseline::signature::TrustedKey>) -> Self {
+        self.baseline_keys = keys;
+        self
+    }
+
+    /// The result-verification keys as a JWKS (empty when results are not signed).
+    pub fn jwks(&self) -> vigil_ear::Jwks {
+        vigil_ear::Jwks {
+            keys: self.result_key.iter().map(|k| k.public_jwk()).collect(),
         }
     }
 
@@ -211,7 +277,11 @@ impl Verifier {
         }
 
         let recorded = store.node(node_id)?;
-        let outcome = check_evidence(nonce, evidence, &self.config.required_pcrs);
+        let gpu_context = GpuContext {
+            rims: self.rims.as_ref(),
+            at: now,
+        };
+        let outcome = check_evidence(nonce, evidence, &self.config.required_pcrs, &gpu_context);
         checks.extend(outcome.checks);
         if let Some((ak_public, ak_name)) = &outcome.ak {
             checks.push(ak_known_check(
@@ -228,22 +298,79 @@ impl Verifier {
             .map(|(_, name)| hex::encode(name))
             .unwrap_or_default();
         let ak_public_seen = outcome.ak.map(|(public, _)| public);
-        let (quoted_pcrs, claims) = (outcome.quoted_pcrs, outcome.claims);
-
-        let mut report = AttestationReport::new(node_id, nonce, now, checks);
-        report.ak_name = ak_name;
-        report.quoted_pcrs = quoted_pcrs;
-        report.claims = claims;
         // The trust label belongs to the recorded AK: only a matching AK inherits it.
         let ak_matches_record = recorded
             .as_ref()
             .is_some_and(|r| Some(&r.ak_public) == ak_public_seen.as_ref());
-        report.ak_trust = match &recorded {
+        let ak_trust = match &recorded {
             Some(record) if ak_matches_record => record.ak_trust.clone(),
             Some(_) => "untrusted".to_owned(),
             None if self.config.allow_tofu => AK_TRUST_TOFU.to_owned(),
             None => "unregistered".to_owned(),
         };
+
+        let mut host_claims = outcome.host_claims;
+        host_claims.node_id = node_id.to_owned();
+        host_claims.verified_at = now;
+        host_claims.push(
+            "tpm.ak_trust",
+            Some(Value::Text(ak_trust.clone())),
+            Trust::Verified,
+            Source::Verifier {
+                check: "ak.known".into(),
+            },
+        );
+        let group = recorded
+            .as_ref()
+            .map_or_else(|| "default".to_owned(), |r| r.group.clone());
+        let appraisal = match store.baseline_for_group(&group)? {
+            Some(stored) => match compile_stored(&stored) {
+                Ok(baseline) => {
+                    let appraisal = baseline::appraise(&host_claims, &checks, &baseline, now);
+                    checks.push(appraisal_check(&appraisal));
+                    Some(appraisal)
+                }
+                Err(error) => {
+                    checks.push(Check::fail(
+                        "baseline.appraisal",
+                        format!(
+                            "baseline {}@{} does not load: {error}",
+                            stored.name, stored.version
+                        ),
+                    ));
+                    None
+                }
+            },
+            None if self.config.allow_no_baseline => {
+                checks.push(Check::pass(
+                    "baseline.assigned",
+                    format!(
+                        "none for group {group:?}: evidence checked for authenticity only (--allow-no-baseline)"
+                    ),
+                ));
+                None
+            }
+            None => {
+                checks.push(Check::fail(
+                    "baseline.assigned",
+                    format!(
+                        "no baseline is assigned to group {group:?}: nothing says what is trusted (deny by default; `vigil baseline assign`)"
+                    ),
+                ));
+                None
+            }
+        };
+
+        let mut report = AttestationReport::new(node_id, nonce, now, checks);
+        report.ak_name = ak_name;
+        report.ak_trust = ak_trust;
+        report.quoted_pcrs = outcome.quoted_pcrs;
+        report.claims = outcome.claims;
+        report.host_claims = Some(host_claims);
+        report.status = result_status(&report, appraisal.as_ref());
+        report.baseline = appraisal.as_ref().map(|a| a.baseline.to_string());
+        report.appraisal = appraisal;
+        report.result_token = self.sign_result(&report)?;
 
         // Trust on first use: record the AK only when everything else checked out.
         if let (None, Verdict::Pass, Some(ak_public)) = (&recorded, report.verdict, ak_public_seen)
@@ -280,6 +407,171 @@ impl Verifier {
         store.record_verdict(node_id, nonce, now, verdict, &json, &evidence_bytes)?;
         Ok(report)
     }
+
+    /// Signs the EAR for `report` (None when this verifier has no result key).
+    fn sign_result(&self, report: &AttestationReport) -> Result<Option<String>, VerifierError> {
+        let Some(key) = &self.result_key else {
+            return Ok(None);
+        };
+        let ear = crate::result::ear_for(report, self.config.result_ttl_secs);
+        key.sign(&ear)
+            .map(Some)
+            .map_err(|e| VerifierError::InvalidRequest(format!("signing the result: {e}")))
+    }
+
+    /// Validates a baseline file (and its signature when signing keys are configured) and
+    /// stores it as a new version. The change is in the audit log when this returns.
+    pub fn put_baseline(
+        &self,
+        source_name: &str,
+        text: &str,
+        signature_hex: Option<&str>,
+        author: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<StoredBaseline, VerifierError> {
+        let compiled = baseline::parse_baseline(source_name, text)
+            .map_err(|e| VerifierError::Baseline(e.to_string()))?;
+        let signed_by = match (self.baseline_keys.is_empty(), signature_hex) {
+            (true, None) => None,
+            (false, Some(signature)) => Some(
+                baseline::signature::verify_detached(
+                    source_name,
+                    text.as_bytes(),
+                    signature,
+                    &self.baseline_keys,
+                )
+                .map_err(|e| VerifierError::Baseline(e.to_string()))?
+                .key_id(),
+            ),
+            (true, Some(_)) => {
+                return Err(VerifierError::Baseline(format!(
+                    "{source_name}: signature: given, but no trusted baseline-signing keys are configured (--baseline-keys)"
+                )));
+            }
+            (false, None) => {
+                return Err(VerifierError::Baseline(format!(
+                    "{source_name}: signature: required (trusted baseline-signing keys are configured) but none was given"
+                )));
+            }
+        };
+        if author.trim().is_empty() || reason.trim().is_empty() {
+            return Err(VerifierError::InvalidRequest(
+                "a baseline change needs an author and a reason".into(),
+            ));
+        }
+        let digest = baseline::content_digest(text);
+        Ok(self
+            .store()?
+            .put_baseline(&crate::store_baselines::NewBaseline {
+                name: &compiled.name,
+                sha256: &digest,
+                body: text,
+                author,
+                reason,
+                signed_by: signed_by.as_deref(),
+                rules: compiled.rules.len() as i64,
+                time: now,
+            })?)
+    }
+
+    /// Points node group `group` at baseline `name`.
+    pub fn assign_baseline(
+        &self,
+        group: &str,
+        name: &str,
+        author: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<StoredBaseline, VerifierError> {
+        if group.is_empty() || group.len() > MAX_NODE_ID_LEN || group.chars().any(char::is_control)
+        {
+            return Err(VerifierError::InvalidRequest("invalid group name".into()));
+        }
+        if author.trim().is_empty() || reason.trim().is_empty() {
+            return Err(VerifierError::InvalidRequest(
+                "a baseline assignment needs an author and a reason".into(),
+            ));
+        }
+        Ok(self
+            .store()?
+            .assign_baseline(group, name, author, reason, now)?)
+    }
+
+    /// What-if: how every node's latest verdict would change under the proposed baseline
+    /// `text`, judged on the claims recorded with that verdict. Nothing is stored.
+    pub fn impact(
+        &self,
+        text: &str,
+        group: Option<&str>,
+    ) -> Result<crate::impact::ImpactReport, VerifierError> {
+        let compiled = baseline::parse_baseline("proposed baseline", text)
+            .map_err(|e| VerifierError::Baseline(e.to_string()))?;
+        let store = self.store()?;
+        crate::impact::impact(&store, &compiled, &baseline::content_digest(text), group)
+            .map_err(VerifierError::from)
+    }
+}
+
+/// A stored baseline version, compiled for appraisal.
+pub fn compile_stored(stored: &StoredBaseline) -> Result<Baseline, baseline::BaselineError> {
+    let compiled =
+        baseline::parse_baseline(&format!("{}@{}", stored.name, stored.version), &stored.body)?;
+    Ok(Baseline {
+        reference: BaselineRef {
+            name: stored.name.clone(),
+            version: stored.version,
+            sha256: stored.sha256.clone(),
+        },
+        rules: compiled.rules,
+    })
+}
+
+/// The check that carries the appraisal into the verdict.
+fn appraisal_check(appraisal: &Appraisal) -> Check {
+    let failures: Vec<String> = appraisal
+        .failures()
+        .map(|r| format!("{} ({})", r.rule, r.claim))
+        .collect();
+    let status = serde_json::to_value(appraisal.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let detail = if failures.is_empty() {
+        format!(
+            "{status}: all {} rules of baseline {} hold",
+            appraisal.results.len(),
+            appraisal.baseline
+        )
+    } else {
+        format!(
+            "{status} under baseline {}: {} of {} rule results not met: {}",
+            appraisal.baseline,
+            failures.len(),
+            appraisal.results.len(),
+            failures.join(", ")
+        )
+    };
+    if appraisal.acceptable() {
+        Check::pass("baseline.appraisal", detail)
+    } else {
+        Check::fail("baseline.appraisal", detail)
+    }
+}
+
+/// The AR4SI status reported with a result.
+fn result_status(report: &AttestationReport, appraisal: Option<&Appraisal>) -> String {
+    let status = match (report.verdict, appraisal) {
+        (Verdict::Fail, Some(a)) => a.status.max(vigil_ear::Status::Contraindicated),
+        (Verdict::Fail, None) => vigil_ear::Status::Contraindicated,
+        (Verdict::Pass, Some(a)) => a.status,
+        // Passed without a baseline (--allow-no-baseline): authentic, nothing appraised.
+        (Verdict::Pass, None) => vigil_ear::Status::Warning,
+    };
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// What the evidence itself proves, independent of any stored state (nonce freshness and the
@@ -291,11 +583,18 @@ pub struct EvidenceOutcome {
     /// Verified PCR values: bank -> PCR -> hex.
     pub quoted_pcrs: BTreeMap<String, BTreeMap<u32, String>>,
     pub claims: Vec<eventlog::Claim>,
+    /// What appraisal sees: PCRs, boot and GPU claims (node id and time are the caller's).
+    pub host_claims: ClaimSet,
 }
 
 /// Checks `evidence` against `nonce`: AK, quote (signature, qualifying data binding the GPU
-/// evidence, PCR digest and coverage), event log replay, GPU evidence.
-pub fn check_evidence(nonce: &[u8], evidence: &Evidence, required_pcrs: &[u32]) -> EvidenceOutcome {
+/// evidence, PCR digest and coverage), event log replay, GPU evidence (at `gpu.at`).
+pub fn check_evidence(
+    nonce: &[u8],
+    evidence: &Evidence,
+    required_pcrs: &[u32],
+    gpu: &GpuContext<'_>,
+) -> EvidenceOutcome {
     let mut checks = Vec::new();
     if evidence.nonce.as_slice() == nonce {
         checks.push(Check::pass(
@@ -313,7 +612,7 @@ pub fn check_evidence(nonce: &[u8], evidence: &Evidence, required_pcrs: &[u32]) 
         ));
     }
     let mut ak = None;
-    let mut quoted_pcrs = BTreeMap::new();
+    let mut quoted_pcrs: BTreeMap<String, BTreeMap<u32, String>> = BTreeMap::new();
     let mut verified_pcrs: Option<tpm_evidence::PcrValues> = None;
     match evidence
         .tpm
@@ -368,22 +667,100 @@ pub fn check_evidence(nonce: &[u8], evidence: &Evidence, required_pcrs: &[u32]) 
         }
     }
     let (log_checks, claims) = event_log_checks(evidence, verified_pcrs.as_ref());
-    checks.extend(log_checks);
-    if !evidence.gpus.is_empty() {
-        // Deny by default: evidence this build cannot verify is not a pass.
-        checks.push(Check::fail(
-            "gpu.evidence",
-            format!(
-                "{} GPU report(s) presented, but this verifier cannot verify GPU evidence yet",
-                evidence.gpus.len()
-            ),
-        ));
+    let mut host_claims = ClaimSet::default();
+    let quote_verified = verified_pcrs.is_some();
+    host_claims.push(
+        "tpm.quote_verified",
+        Some(Value::Bool(quote_verified)),
+        Trust::Verified,
+        Source::Verifier {
+            check: "quote.signature".into(),
+        },
+    );
+    for (bank, values) in &quoted_pcrs {
+        for (index, value) in values {
+            host_claims.push(
+                format!("pcr.{bank}.{index}"),
+                Some(Value::Digest(value.clone())),
+                Trust::Verified,
+                Source::Quote {
+                    bank: bank.clone(),
+                    pcr: *index,
+                },
+            );
+        }
     }
+    let log_state = if log_checks.iter().any(|c| !c.passed) {
+        "failed"
+    } else if log_checks.iter().any(|c| c.name == "eventlog.replay") {
+        "replayed"
+    } else {
+        "absent"
+    };
+    host_claims.push(
+        "tpm.event_log",
+        Some(Value::Text(log_state.into())),
+        Trust::Verified,
+        Source::Verifier {
+            check: "eventlog.replay".into(),
+        },
+    );
+    checks.extend(log_checks);
+    let quoted_indices: std::collections::BTreeSet<u32> = quoted_pcrs
+        .values()
+        .flat_map(|values| values.keys().copied())
+        .collect();
+    for claim in &claims {
+        host_claims.claims.push(boot_claim(claim, &quoted_indices));
+    }
+    checks.extend(check_gpus(
+        nonce,
+        &evidence.gpus,
+        gpu,
+        quote_verified,
+        &mut host_claims,
+    ));
     EvidenceOutcome {
         checks,
         ak,
         quoted_pcrs,
         claims,
+        host_claims,
+    }
+}
+
+/// An event-log claim as appraisal sees it. Claims exist only after the log replayed to the
+/// quote, so a value the digest cannot confirm (Authenticode) is still attested by the quote
+/// when its PCR was quoted.
+fn boot_claim(
+    claim: &eventlog::Claim,
+    quoted: &std::collections::BTreeSet<u32>,
+) -> crate::claims::HostClaim {
+    let value = match &claim.value {
+        eventlog::ClaimValue::Bool(b) => Value::Bool(*b),
+        eventlog::ClaimValue::Int(i) => Value::Int(i64::try_from(*i).unwrap_or(i64::MAX)),
+        eventlog::ClaimValue::Text(t) => Value::Text(t.clone()),
+        eventlog::ClaimValue::Digest(d) => Value::Digest(d.clone()),
+        eventlog::ClaimValue::List(l) => Value::List(l.clone()),
+    };
+    let trust = match &claim.status {
+        eventlog::ClaimStatus::Verified => Trust::Verified,
+        eventlog::ClaimStatus::Unverifiable(why) if quoted.contains(&claim.provenance.pcr) => {
+            Trust::Attested(why.clone())
+        }
+        eventlog::ClaimStatus::Unverifiable(why) => Trust::Unproven(why.clone()),
+        eventlog::ClaimStatus::Failed(why) => Trust::Failed(why.clone()),
+    };
+    crate::claims::HostClaim {
+        name: claim.name.clone(),
+        value: Some(value),
+        trust,
+        source: Source::Event {
+            event: claim.provenance.event,
+            pcr: claim.provenance.pcr,
+            offset: claim.provenance.offset,
+        },
+        detail: None,
     }
 }
 

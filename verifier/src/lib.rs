@@ -4,12 +4,18 @@
 //! `attest` (freshness, AK identity, checks) → `report` (verdict) → `store` → reply.
 
 pub mod attest;
+pub mod baseline;
+pub mod claims;
+pub mod connect;
 pub mod evidence;
+pub mod impact;
 pub mod nonce;
 pub mod poll;
 pub mod pull;
 pub mod reappraise;
 pub mod registration;
 pub mod report;
+pub mod result;
 pub mod service;
 pub mod store;
+pub mod store_baselines;

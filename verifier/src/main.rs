@@ -14,10 +14,13 @@ use vigil_proto::v1::verifier_client::VerifierClient;
 use vigil_proto::v1::verifier_server::VerifierServer;
 use vigil_verifier::attest::{Verifier, VerifierConfig};
 use vigil_verifier::evidence::tpm::offline::{QuoteFiles, check_quote_files};
-use vigil_verifier::pull::{MAX_EVIDENCE_BYTES, attest_node, endpoint_uri};
+use vigil_verifier::pull::{MAX_EVIDENCE_BYTES, attest_node};
 use vigil_verifier::report::{AttestationReport, Verdict, format_unix_utc};
 use vigil_verifier::service::VerifierService;
 use vigil_verifier::store::Store;
+
+mod cli;
+use cli::baseline::{BaselineCommand, KeysCommand, ResultCommand};
 
 #[derive(Parser)]
 #[command(
@@ -65,10 +68,32 @@ enum Command {
         #[command(subcommand)]
         command: QuoteCommand,
     },
+    /// Baselines: what trusted means per node group (check, put, assign, capture, impact).
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
+    },
+    /// The keys that verify this verifier's signed results.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Make a local CA and certificates for every role, to try mutual TLS out (not for production).
+    DevCerts {
+        dir: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Signed attestation results (EAR JWTs): exit 0 when the token verifies.
+    Result {
+        #[command(subcommand)]
+        command: ResultCommand,
+    },
 }
 
 #[derive(Args)]
-struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// The embedded SQLite database (created if missing).
     #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
     db: PathBuf,
@@ -78,6 +103,55 @@ struct StoreArgs {
     /// DEVELOPMENT ONLY: trust an unregistered node's AK on first contact instead of failing.
     #[arg(long)]
     tofu: bool,
+    /// Pass nodes whose group has no baseline on authenticity alone (status "warning").
+    /// Without it such nodes fail: nothing says what is trusted.
+    #[arg(long)]
+    allow_no_baseline: bool,
+    /// Directory of NVIDIA RIMs (SWID tags) for GPU measurement comparison.
+    #[arg(long, env = "VIGIL_RIM_DIR")]
+    rim_dir: Option<PathBuf>,
+    /// Trusted baseline-signing keys (`ed25519 <hex> [label]` per line): when given, every
+    /// baseline must carry a detached signature by one of them.
+    #[arg(long, env = "VIGIL_BASELINE_KEYS")]
+    baseline_keys: Option<PathBuf>,
+    /// Certificate directory (`vigil dev-certs DIR` layout): mutual TLS to attesters and to
+    /// `--verifier`; for `serve`, also the server's own certificate and the client CA.
+    #[arg(long, env = "VIGIL_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
+    /// Role whose client certificate to present to `--verifier` (default: the command's).
+    #[arg(long = "as", env = "VIGIL_ROLE", value_name = "ROLE")]
+    as_role: Option<String>,
+}
+
+impl StoreArgs {
+    /// The client certificate for calling a running verifier as `default_role`.
+    pub(crate) fn client_tls(
+        &self,
+        default_role: vigil_tls::Role,
+    ) -> Result<Option<vigil_verifier::connect::ClientTls>, AnyError> {
+        let role = match &self.as_role {
+            Some(name) => vigil_tls::Role::from_name(name).ok_or_else(|| {
+                format!("--as {name:?}: roles are attester, orchestrator, admin, auditor, verifier")
+            })?,
+            None => default_role,
+        };
+        Ok(self
+            .tls_dir
+            .as_ref()
+            .map(|dir| vigil_verifier::connect::ClientTls::new(dir, role)))
+    }
+}
+
+/// A channel to the running verifier at `url`, as `role` (mutual TLS when --tls-dir is given).
+pub(crate) async fn verifier_channel(
+    url: &str,
+    store: &StoreArgs,
+    role: vigil_tls::Role,
+) -> Result<tonic::transport::Channel, AnyError> {
+    let tls = store.client_tls(role)?;
+    Ok(vigil_verifier::connect::channel(url, tls.as_ref())
+        .await
+        .map_err(|e| format!("the verifier: {e}"))?)
 }
 
 #[derive(Args)]
@@ -95,6 +169,10 @@ struct ServeArgs {
     /// Most re-attestations in flight at once.
     #[arg(long, default_value_t = 8)]
     poll_concurrency: usize,
+    /// DEVELOPMENT ONLY: plaintext gRPC and no client authentication (every caller may do
+    /// everything). Without it, --tls-dir is required.
+    #[arg(long)]
+    dev: bool,
 }
 
 #[derive(Args)]
@@ -147,7 +225,7 @@ struct VerifyArgs {
 enum NodeCommand {
     /// Prove a node's AK lives in a genuine TPM (EK certificate + credential activation)
     /// and bind it to the node.
-    Register(RegisterArgs),
+    Register(Box<RegisterArgs>),
     /// Show one node.
     Status {
         node: String,
@@ -374,7 +452,7 @@ struct QuoteVerifyArgs {
     json: bool,
 }
 
-type AnyError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> ExitCode {
     // Output piped into `head` and the like: end quietly when the reader goes away, as
@@ -399,6 +477,10 @@ fn main() -> ExitCode {
         } => quote_verify(args),
         Command::Eventlog { command } => eventlog_command(command),
         Command::Gpu { command } => gpu_command(command),
+        Command::Baseline { command } => cli::baseline::baseline_command(command),
+        Command::Keys { command } => cli::baseline::keys_command(command),
+        Command::Result { command } => cli::baseline::result_command(command),
+        Command::DevCerts { dir, force } => dev_certs(&dir, force),
     };
     match outcome {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
@@ -410,30 +492,74 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, AnyError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, AnyError> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
 }
 
-fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError> {
+pub(crate) fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError> {
     if args.nonce_ttl <= 0 {
         return Err("--nonce-ttl must be positive".into());
     }
     let store = Store::open(&args.db).map_err(|e| format!("opening {}: {e}", args.db.display()))?;
-    Ok(Arc::new(Verifier::new(
+    let key_path = result_key_path(&args.db);
+    let result_key = vigil_ear::ResultSigningKey::load_or_generate(&key_path)
+        .map_err(|e| format!("result signing key {}: {e}", key_path.display()))?;
+    let mut verifier = Verifier::new(
         store,
         VerifierConfig {
             nonce_ttl_secs: args.nonce_ttl,
             allow_tofu: args.tofu,
+            allow_no_baseline: args.allow_no_baseline,
             ..VerifierConfig::default()
         },
-    )))
+    )
+    .with_result_key(result_key);
+    if let Some(dir) = &args.rim_dir {
+        let rims =
+            vigil_nvidia::RimStore::load_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        verifier = verifier.with_rims(rims);
+    }
+    if let Some(dir) = &args.tls_dir {
+        verifier = verifier.with_client_tls(vigil_verifier::connect::ClientTls::new(
+            dir,
+            vigil_tls::Role::Verifier,
+        ));
+    }
+    if let Some(path) = &args.baseline_keys {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let keys = vigil_verifier::baseline::signature::parse_trusted_keys(
+            &path.display().to_string(),
+            &text,
+        )?;
+        verifier = verifier.with_baseline_keys(keys);
+    }
+    Ok(Arc::new(verifier))
+}
+
+/// Where the result-signing key of the database at `db` is kept (created on first start).
+fn result_key_path(db: &std::path::Path) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".result-key");
+    db.with_file_name(name)
 }
 
 fn serve(args: ServeArgs) -> Result<(), AnyError> {
     use vigil_proto::v1::registrar_server::RegistrarServer;
     use vigil_verifier::service::RegistrarService;
+    let server_tls = match (args.dev, &args.store.tls_dir) {
+        (false, Some(dir)) => Some(vigil_tls::server_tls_config_from_dir(dir)?),
+        (true, None) => None,
+        (true, Some(_)) => return Err("--dev and --tls-dir exclude each other".into()),
+        (false, None) => {
+            return Err(
+                "refusing to serve without mutual TLS: give --tls-dir DIR (`vigil dev-certs DIR` \
+                 makes one to try it out), or --dev for plaintext development mode"
+                    .into(),
+            );
+        }
+    };
     let verifier = open_verifier(&args.store)?;
     let policy = args.ek.policy()?;
     runtime()?.block_on(async move {
@@ -449,6 +575,9 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
         health_reporter
             .set_serving::<vigil_proto::v1::audit_server::AuditServer<vigil_verifier::service::AuditService>>()
             .await;
+        health_reporter
+            .set_serving::<vigil_proto::v1::baselines_server::BaselinesServer<vigil_verifier::service::BaselinesService>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(vigil_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -462,17 +591,37 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
                 },
             ));
         }
-        println!(
-            "vigil listening on {address} (database {}, DEV MODE: plaintext gRPC, no client authentication)",
-            args.store.db.display()
-        );
-        Server::builder()
+        let mut builder = Server::builder();
+        let layer = match server_tls {
+            Some(tls) => {
+                builder = builder.tls_config(tls)?;
+                println!(
+                    "vigil listening on {address} (database {}, mutual TLS, roles from client certificates)",
+                    args.store.db.display()
+                );
+                vigil_tls::RoleLayer::new()
+            }
+            None => {
+                println!(
+                    "vigil listening on {address} (database {})\n\
+                     *** DEV MODE: plaintext gRPC, NO client authentication: anyone who can reach this port \
+                     may register nodes, change baselines and read the audit log. Never use it outside a lab. ***",
+                    args.store.db.display()
+                );
+                vigil_tls::RoleLayer::dev()
+            }
+        };
+        builder
+            .layer(layer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(vigil_proto::v1::audit_server::AuditServer::new(
                 vigil_verifier::service::AuditService::new(Arc::clone(&verifier)),
             ))
             .add_service(RegistrarServer::new(RegistrarService::new(Arc::clone(&verifier), policy)))
+            .add_service(vigil_proto::v1::baselines_server::BaselinesServer::new(
+                vigil_verifier::service::BaselinesService::new(Arc::clone(&verifier)),
+            ))
             .add_service(
                 VerifierServer::new(VerifierService::new(verifier))
                     .max_decoding_message_size(MAX_EVIDENCE_BYTES),
@@ -505,9 +654,10 @@ fn verify(args: VerifyArgs) -> Result<Verdict, AnyError> {
     let report = runtime()?.block_on(async {
         match &args.verifier {
             Some(url) => {
-                let mut client = VerifierClient::connect(endpoint_uri(url))
-                    .await
-                    .map_err(|e| format!("cannot reach the verifier at {url}: {e}"))?;
+                let mut client = VerifierClient::new(
+                    verifier_channel(url, &args.store, vigil_tls::Role::Orchestrator).await?,
+                )
+                .max_decoding_message_size(MAX_EVIDENCE_BYTES);
                 let result = client
                     .attest_node(AttestNodeRequest {
                         address: args.node.clone(),
@@ -531,6 +681,20 @@ fn verify(args: VerifyArgs) -> Result<Verdict, AnyError> {
         print!("{}", report.render_text());
     }
     Ok(report.verdict)
+}
+
+fn dev_certs(dir: &std::path::Path, force: bool) -> Result<Verdict, AnyError> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let written = vigil_tls::write_dev_certs(dir, force)?;
+    for path in &written {
+        println!("{}", path.display());
+    }
+    println!(
+        "development CA and certificates in {} (server: localhost/127.0.0.1/::1; one client certificate per role).\n\
+         Try: vigil serve --tls-dir {0} ; vigil-attester serve --tls-dir {0} ; vigil verify --verifier https://localhost:7444 --tls-dir {0} ...",
+        dir.display()
+    );
+    Ok(Verdict::Pass)
 }
 
 fn quote_verify(args: QuoteVerifyArgs) -> Result<Verdict, AnyError> {
@@ -593,13 +757,18 @@ fn history(args: HistoryArgs) -> Result<(), AnyError> {
 
 fn node_command(command: NodeCommand) -> Result<Verdict, AnyError> {
     match command {
-        NodeCommand::Register(args) => register(args),
+        NodeCommand::Register(args) => register(*args),
         NodeCommand::Status { node, db } => list_nodes(&db, Some(&node), false),
         NodeCommand::Remove { node, db } => {
             let verifier = open_verifier(&StoreArgs {
                 db,
                 nonce_ttl: vigil_verifier::nonce::DEFAULT_NONCE_TTL_SECS,
                 tofu: false,
+                allow_no_baseline: false,
+                rim_dir: None,
+                baseline_keys: None,
+                tls_dir: None,
+                as_role: None,
             })?;
             if verifier.remove_node(&node)? {
                 println!("node {node} removed; its verdict history is kept");
@@ -617,9 +786,9 @@ fn register(args: RegisterArgs) -> Result<Verdict, AnyError> {
     use vigil_verifier::registration::register::register_node;
     let report = match &args.verifier {
         Some(url) => runtime()?.block_on(async {
-            let mut client = RegistrarClient::connect(endpoint_uri(url))
-                .await
-                .map_err(|e| format!("cannot reach the verifier at {url}: {e}"))?;
+            let mut client = RegistrarClient::new(
+                verifier_channel(url, &args.store, vigil_tls::Role::Admin).await?,
+            );
             let result = client
                 .register_node(RegisterNodeRequest {
                     address: args.address.clone(),

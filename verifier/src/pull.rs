@@ -1,9 +1,7 @@
 //! Pull mode: the verifier challenges an attester itself (`AttestNode`, `vigil verify`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use tonic::transport::Endpoint;
 use vigil_proto::v1::attester_client::AttesterClient;
 use vigil_proto::v1::{GetEvidenceRequest, GetIdentityRequest};
 
@@ -12,9 +10,6 @@ use crate::report::AttestationReport;
 
 /// Largest evidence message accepted (event logs are the bulk; real ones are < 1 MiB).
 pub const MAX_EVIDENCE_BYTES: usize = 20 * 1024 * 1024;
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -34,25 +29,19 @@ pub enum PullError {
 
 /// `host:port` becomes `http://host:port`; explicit schemes are kept.
 pub fn endpoint_uri(address: &str) -> String {
-    if address.contains("://") {
-        address.to_owned()
-    } else {
-        format!("http://{address}")
-    }
+    crate::connect::endpoint_uri(address, false)
 }
 
-/// A client for the attester at `address`, with connect and request timeouts, and the URI used.
+/// A client for the attester at `address` (mutual TLS with `tls`), and the URI used.
 pub async fn connect_attester(
     address: &str,
+    tls: Option<&crate::connect::ClientTls>,
 ) -> Result<(AttesterClient<tonic::transport::Channel>, String), PullError> {
-    let uri = endpoint_uri(address);
-    let endpoint = Endpoint::from_shared(uri.clone())
-        .map_err(|e| PullError::Address {
+    let (endpoint, uri) =
+        crate::connect::endpoint(address, tls).map_err(|reason| PullError::Address {
             address: address.to_owned(),
-            reason: e.to_string(),
-        })?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT);
+            reason,
+        })?;
     let channel = endpoint.connect().await.map_err(|e| PullError::Connect {
         address: uri.clone(),
         reason: format!(
@@ -81,7 +70,7 @@ pub async fn attest_node(
     verifier: Arc<Verifier>,
     address: &str,
 ) -> Result<AttestationReport, PullError> {
-    let (mut client, uri) = connect_attester(address).await?;
+    let (mut client, uri) = connect_attester(address, verifier.client_tls()).await?;
     let call_error = |call: &'static str| call_error(&uri, call);
     let identity = client
         .get_identity(GetIdentityRequest {})

@@ -103,7 +103,12 @@ pub fn reappraise(
             ));
         }
     };
-    let outcome = check_evidence(&nonce, &evidence, required_pcrs);
+    // GPU certificates are judged at the time of the recorded verdict, not today.
+    let gpu_context = crate::evidence::gpu::GpuContext {
+        rims: None,
+        at: entry.time,
+    };
+    let outcome = check_evidence(&nonce, &evidence, required_pcrs, &gpu_context);
     let recorded: Vec<(String, bool)> = body["result"]["checks"]
         .as_array()
         .ok_or_else(|| malformed("no recorded checks"))?

@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use vigil_proto::v1;
 
+use crate::baseline::{Appraisal, Outcome};
+use crate::claims::ClaimSet;
+
 /// Pass only when every check passed: deny unless proven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -111,6 +114,21 @@ pub struct AttestationReport {
     /// Boot claims from the event log (empty when there is none or it did not replay).
     #[serde(default)]
     pub claims: Vec<crate::evidence::eventlog::Claim>,
+    /// Every claim appraisal saw (PCRs, boot, GPUs); stored so a proposed baseline can be
+    /// tried against it later (`vigil baseline impact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_claims: Option<ClaimSet>,
+    /// AR4SI status: affirming, warning, contraindicated or none.
+    #[serde(default)]
+    pub status: String,
+    /// `name@version` of the baseline applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appraisal: Option<Appraisal>,
+    /// The signed EAR (JWT), when this verifier signs results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_token: Option<String>,
 }
 
 impl AttestationReport {
@@ -131,6 +149,11 @@ impl AttestationReport {
             verified_at,
             quoted_pcrs: BTreeMap::new(),
             claims: Vec::new(),
+            host_claims: None,
+            status: String::new(),
+            baseline: None,
+            appraisal: None,
+            result_token: None,
         }
     }
 
@@ -195,6 +218,18 @@ impl AttestationReport {
                 out.push_str(&format!("  {index:>2}: {value}\n"));
             }
         }
+        if let Some(appraisal) = &self.appraisal {
+            out.push_str(&render_appraisal(appraisal));
+        }
+        if !self.status.is_empty() {
+            out.push_str(&format!("status      {}\n", self.status));
+        }
+        if let Some(token) = &self.result_token {
+            out.push_str(&format!(
+                "result      signed EAR, {} bytes (--json shows it; `vigil result verify`)\n",
+                token.len()
+            ));
+        }
         out.push_str(&self.summary());
         out.push('\n');
         out
@@ -221,6 +256,19 @@ impl AttestationReport {
             verified_at_unix: self.verified_at,
             summary: self.summary(),
             ak_name_hex: self.ak_name.clone(),
+            status: self.status.clone(),
+            appraisal_json: self
+                .appraisal
+                .as_ref()
+                .and_then(|a| serde_json::to_string(a).ok())
+                .unwrap_or_default(),
+            result_token: self.result_token.clone().unwrap_or_default(),
+            baseline: self.baseline.clone().unwrap_or_default(),
+            claims_json: self
+                .host_claims
+                .as_ref()
+                .and_then(|c| serde_json::to_string(c).ok())
+                .unwrap_or_default(),
             quoted_pcrs: self
                 .quoted_pcrs
                 .iter()
@@ -263,6 +311,11 @@ impl AttestationReport {
         }
         report.ak_trust = result.ak_trust.clone();
         report.ak_name = result.ak_name_hex.clone();
+        report.status = result.status.clone();
+        report.appraisal = serde_json::from_str(&result.appraisal_json).ok();
+        report.result_token = Some(result.result_token.clone()).filter(|t| !t.is_empty());
+        report.baseline = Some(result.baseline.clone()).filter(|b| !b.is_empty());
+        report.host_claims = serde_json::from_str(&result.claims_json).ok();
         report.quoted_pcrs = result
             .quoted_pcrs
             .iter()
@@ -279,6 +332,49 @@ impl AttestationReport {
             .collect();
         report
     }
+}
+
+/// The appraisal as a table: one line per rule result, ✔ or ✘, expected vs found, and where
+/// the value came from.
+pub fn render_appraisal(appraisal: &Appraisal) -> String {
+    let mut out = format!("appraisal   baseline {}\n", appraisal.baseline);
+    for (name, submodule) in &appraisal.submods {
+        out.push_str(&format!(
+            "  {name:<6} {:<16} {} passed, {} not met; trust vector {}\n",
+            serde_json::to_value(submodule.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            submodule.rules_passed,
+            submodule.rules_failed,
+            serde_json::to_string(&submodule.trust_vector).unwrap_or_default()
+        ));
+    }
+    for result in &appraisal.results {
+        let mark = match result.outcome {
+            Outcome::Pass => "\u{2714}",
+            Outcome::Fail => "\u{2718}",
+            Outcome::Unevaluable => "\u{2718}?",
+        };
+        out.push_str(&format!(
+            "  {mark:<2} {:<28} {:<40} expected {}\n",
+            result.rule, result.claim, result.expected
+        ));
+        if result.outcome != Outcome::Pass {
+            let source = result
+                .source
+                .as_ref()
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default();
+            let what = if result.outcome == Outcome::Unevaluable {
+                "cannot evaluate"
+            } else {
+                "found"
+            };
+            out.push_str(&format!("       {what}: {}{source}\n", result.found));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
+use vigil_proto::v1;
 use vigil_proto::v1::verifier_server::Verifier as VerifierRpc;
 use vigil_proto::v1::{
     AttestNodeRequest, AttestRequest, AttestationResult, ChallengeRequest, ChallengeResponse,
@@ -64,6 +65,38 @@ impl<T> tonic::codegen::tokio_stream::Stream for ChannelStream<T> {
     }
 }
 
+/// The authenticated caller (mTLS certificate, or everything in dev mode). The role layer
+/// always inserts one; a request without it did not pass the layer and is refused.
+fn caller<T>(request: &Request<T>) -> Result<&vigil_tls::Caller, Status> {
+    vigil_tls::caller(request.extensions())
+        .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
+}
+
+/// An attester's certificate may name its node: it then challenges and attests only as itself.
+fn may_act_for<T>(request: &Request<T>, node_id: &str) -> Result<(), Status> {
+    let caller = caller(request)?;
+    if caller.may_act_for_node(node_id) {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!(
+            "certificate {} may not act for node {node_id:?}",
+            caller.subject
+        )))
+    }
+}
+
+/// Who made a change, for the audit log: the name given, and the certificate that made it.
+fn author_of<T>(request: &Request<T>, given: &str) -> Result<String, Status> {
+    let caller = caller(request)?;
+    Ok(
+        if caller.subject.is_empty() || caller.subject.starts_with("dev-mode") {
+            given.to_owned()
+        } else {
+            format!("{given} (certificate {})", caller.subject)
+        },
+    )
+}
+
 /// How often Watch looks for new changes when it has sent them all.
 const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -115,6 +148,12 @@ impl VerifierRpc for VerifierService {
                         new_status: change.new_status,
                         reason: change.reason,
                         time_unix: change.time,
+                        result_token: serde_json::from_str::<serde_json::Value>(
+                            &change.result_json,
+                        )
+                        .ok()
+                        .and_then(|r| r["result_token"].as_str().map(str::to_owned))
+                        .unwrap_or_default(),
                         result_json: change.result_json,
                     };
                     if sender.send(Ok(message)).await.is_err() {
@@ -130,6 +169,7 @@ impl VerifierRpc for VerifierService {
         &self,
         request: Request<ChallengeRequest>,
     ) -> Result<Response<ChallengeResponse>, Status> {
+        may_act_for(&request, &request.get_ref().node_id)?;
         let node_id = request.into_inner().node_id;
         let verifier = Arc::clone(&self.verifier);
         let challenge = blocking(move || verifier.challenge(&node_id, unix_now())).await?;
@@ -144,6 +184,7 @@ impl VerifierRpc for VerifierService {
         &self,
         request: Request<AttestRequest>,
     ) -> Result<Response<AttestationResult>, Status> {
+        may_act_for(&request, &request.get_ref().node_id)?;
         let request = request.into_inner();
         let evidence = request
             .evidence
@@ -164,6 +205,197 @@ impl VerifierRpc for VerifierService {
             .await
             .map_err(pull_status)?;
         Ok(Response::new(report.to_proto()))
+    }
+
+    async fn get_result_keys(
+        &self,
+        _request: Request<vigil_proto::v1::GetResultKeysRequest>,
+    ) -> Result<Response<vigil_proto::v1::ResultKeys>, Status> {
+        let jwks_json = serde_json::to_string(&self.verifier.jwks())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(vigil_proto::v1::ResultKeys { jwks_json }))
+    }
+}
+
+/// The `vigil.v1.Baselines` service: versioned baselines, group assignment, what-if.
+pub struct BaselinesService {
+    verifier: Arc<Verifier>,
+}
+
+impl BaselinesService {
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        BaselinesService { verifier }
+    }
+}
+
+/// Largest baseline accepted over gRPC (the file format's own limit).
+const MAX_BASELINE_REQUEST: usize = crate::baseline::file::MAX_BASELINE_BYTES;
+
+fn baseline_version(
+    stored: &crate::store_baselines::StoredBaseline,
+    with_body: bool,
+) -> v1::BaselineVersion {
+    v1::BaselineVersion {
+        name: stored.name.clone(),
+        version: stored.version,
+        sha256: stored.sha256.clone(),
+        author: stored.author.clone(),
+        reason: stored.reason.clone(),
+        created_at_unix: stored.created_at,
+        toml: if with_body {
+            stored.body.clone()
+        } else {
+            String::new()
+        },
+        signed_by: stored.signed_by.clone().unwrap_or_default(),
+        rules: i32::try_from(stored.rules).unwrap_or(i32::MAX),
+    }
+}
+
+fn baseline_status(error: VerifierError) -> Status {
+    match error {
+        VerifierError::Baseline(reason) => Status::invalid_argument(reason),
+        VerifierError::Store(crate::store::StoreError::NotFound(reason)) => {
+            Status::not_found(reason)
+        }
+        other => verifier_status(other),
+    }
+}
+
+async fn blocking_baseline<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, VerifierError> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("verifier task failed: {e}")))?
+        .map_err(baseline_status)
+}
+
+#[tonic::async_trait]
+impl v1::baselines_server::Baselines for BaselinesService {
+    async fn put(
+        &self,
+        request: Request<v1::PutBaselineRequest>,
+    ) -> Result<Response<v1::BaselineVersion>, Status> {
+        let author = author_of(&request, &request.get_ref().author)?;
+        let request = request.into_inner();
+        if request.toml.len() > MAX_BASELINE_REQUEST {
+            return Err(Status::invalid_argument("baseline over the size limit"));
+        }
+        let verifier = Arc::clone(&self.verifier);
+        let stored = blocking_baseline(move || {
+            verifier.put_baseline(
+                "baseline",
+                &request.toml,
+                Some(request.signature_hex.as_str()).filter(|s| !s.is_empty()),
+                &author,
+                &request.reason,
+                unix_now(),
+            )
+        })
+        .await?;
+        Ok(Response::new(baseline_version(&stored, false)))
+    }
+
+    async fn get(
+        &self,
+        request: Request<v1::GetBaselineRequest>,
+    ) -> Result<Response<v1::BaselineVersion>, Status> {
+        let request = request.into_inner();
+        let verifier = Arc::clone(&self.verifier);
+        let version = Some(request.version).filter(|v| *v > 0);
+        let stored = blocking_baseline(move || {
+            verifier
+                .with_store(|store| store.baseline(&request.name, version))?
+                .map_err(VerifierError::from)
+        })
+        .await?
+        .ok_or_else(|| Status::not_found("no such baseline version"))?;
+        Ok(Response::new(baseline_version(&stored, true)))
+    }
+
+    async fn list(
+        &self,
+        _request: Request<v1::ListBaselinesRequest>,
+    ) -> Result<Response<v1::ListBaselinesResponse>, Status> {
+        let verifier = Arc::clone(&self.verifier);
+        let (baselines, assignments) = blocking_baseline(move || {
+            verifier
+                .with_store(|store| {
+                    Ok::<_, crate::store::StoreError>((
+                        store.baselines()?,
+                        store.baseline_assignments()?,
+                    ))
+                })?
+                .map_err(VerifierError::from)
+        })
+        .await?;
+        Ok(Response::new(v1::ListBaselinesResponse {
+            baselines: baselines
+                .iter()
+                .map(|b| baseline_version(b, false))
+                .collect(),
+            assignments: assignments.into_iter().collect(),
+        }))
+    }
+
+    async fn assign(
+        &self,
+        request: Request<v1::AssignBaselineRequest>,
+    ) -> Result<Response<v1::AssignBaselineResponse>, Status> {
+        let author = author_of(&request, &request.get_ref().author)?;
+        let request = request.into_inner();
+        let verifier = Arc::clone(&self.verifier);
+        let group = request.group.clone();
+        let stored = blocking_baseline(move || {
+            verifier.assign_baseline(
+                &request.group,
+                &request.baseline,
+                &author,
+                &request.reason,
+                unix_now(),
+            )
+        })
+        .await?;
+        Ok(Response::new(v1::AssignBaselineResponse {
+            group,
+            baseline: stored.name,
+            version: stored.version,
+        }))
+    }
+
+    async fn impact(
+        &self,
+        request: Request<v1::ImpactRequest>,
+    ) -> Result<Response<v1::ImpactResponse>, Status> {
+        let request = request.into_inner();
+        if request.toml.len() > MAX_BASELINE_REQUEST {
+            return Err(Status::invalid_argument("baseline over the size limit"));
+        }
+        let verifier = Arc::clone(&self.verifier);
+        let report = blocking_baseline(move || {
+            verifier.impact(
+                &request.toml,
+                Some(request.group.as_str()).filter(|g| !g.is_empty()),
+            )
+        })
+        .await?;
+        Ok(Response::new(v1::ImpactResponse {
+            baseline: report.baseline,
+            nodes: report
+                .nodes
+                .into_iter()
+                .map(|n| v1::NodeImpact {
+                    node_id: n.node_id,
+                    group: n.group,
+                    current_status: n.current_status,
+                    proposed_status: n.proposed_status,
+                    changes: n.changes,
+                    reasons: n.reasons,
+                    evidence_time_unix: n.evidence_time,
+                })
+                .collect(),
+        }))
     }
 }
 

@@ -22,9 +22,11 @@ pub enum StoreError {
     Audit(#[from] vigil_audit::AuditError),
     #[error("audit signing key: {reason}")]
     AuditKey { reason: String },
+    #[error("{0}")]
+    NotFound(String),
 }
 
-fn db(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+pub(crate) fn db(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |source| StoreError::Sqlite { operation, source }
 }
 
@@ -73,6 +75,26 @@ const MIGRATIONS: &[&str] = &[
         reason       TEXT NOT NULL,
         time         INTEGER NOT NULL,
         result_json  TEXT NOT NULL
+     );",
+    // 4: baselines, one immutable row per version, and which baseline each node group uses.
+    "CREATE TABLE baselines (
+        name         TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        sha256       TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        author       TEXT NOT NULL,
+        reason       TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        signed_by    TEXT,
+        rules        INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+     );
+     CREATE TABLE group_baselines (
+        node_group   TEXT PRIMARY KEY,
+        baseline     TEXT NOT NULL,
+        assigned_at  INTEGER NOT NULL,
+        author       TEXT NOT NULL,
+        reason       TEXT NOT NULL
      );",
 ];
 
@@ -220,8 +242,8 @@ pub struct VerdictRecord {
 }
 
 pub struct Store {
-    connection: Connection,
-    audit_key: vigil_audit::AuditSigningKey,
+    pub(crate) connection: Connection,
+    pub(crate) audit_key: vigil_audit::AuditSigningKey,
 }
 
 /// Name of this verifier's audit log in checkpoints, and of its signing key.
@@ -325,7 +347,7 @@ impl Store {
 
     /// Appends `entry` (and `blobs`) to the audit log inside `tx` and signs a checkpoint, so
     /// every acknowledged change is covered by a signed tree head.
-    fn audit(
+    pub(crate) fn audit(
         tx: &rusqlite::Transaction<'_>,
         key: &vigil_audit::AuditSigningKey,
         entry: &vigil_audit::AuditEntry,

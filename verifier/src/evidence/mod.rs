@@ -2,4 +2,5 @@
 //! typed failure naming the check; they never consult the store or decide policy.
 
 pub mod eventlog;
+pub mod gpu;
 pub mod tpm;

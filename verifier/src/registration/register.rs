@@ -131,7 +131,7 @@ pub async fn register_node(
     address: &str,
     group: &str,
 ) -> Result<AttestationReport, PullError> {
-    let (mut client, uri) = connect_attester(address).await?;
+    let (mut client, uri) = connect_attester(address, verifier.client_tls()).await?;
     let call = |name: &'static str| call_error(&uri, name);
     let identity = client
         .get_identity(GetIdentityRequest {})

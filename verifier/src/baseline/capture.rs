@@ -1,0 +1,197 @@
+//! `vigil baseline capture`: a baseline written from one trusted ("golden") node's verified
+//! claims, commented so a person can review it before it is imported. It only ever takes
+//! values the evidence proved; the reviewer decides what to loosen.
+
+use std::fmt::Write as _;
+
+use crate::claims::{ClaimSet, Value};
+
+/// PCRs whose values are stable across boots of the same software (firmware and boot chain).
+const STABLE_PCRS: std::ops::RangeInclusive<u32> = 0..=9;
+
+fn quote(text: &str) -> String {
+    // TOML basic string: escape backslash, quote and control characters.
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn text_of(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::Text(t) | Value::Digest(t) => Some(t.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::List(_) => None,
+    }
+}
+
+/// Writes a baseline named `name` from `claims` (only usable claims are taken).
+pub fn capture(name: &str, claims: &ClaimSet, captured_at: &str) -> String {
+    let usable = |pattern: &'static str| {
+        claims
+            .matching(pattern)
+            .filter(|c| c.trust.usable())
+            .collect::<Vec<_>>()
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Captured by `vigil baseline capture` from node {} at {captured_at}.\n\
+         # Review every value before importing: this node's state becomes the definition of trusted.",
+        claims.node_id
+    );
+    let _ = writeln!(out, "format = 1\nname = {}", quote(name));
+    let _ = writeln!(
+        out,
+        "description = {}\n",
+        quote(&format!("captured from {}", claims.node_id))
+    );
+    out.push_str("[freshness]\n# Evidence older than this (seconds since its nonce was verified) is not accepted.\nmax_evidence_age_seconds = 300\n\n");
+    out.push_str("[identity]\n# The AK must be bound to a TPM by its EK certificate or an allow-listed EK.\nak_trust = [\"ek-certified\", \"ek-allowlisted\"]\n\n");
+
+    let mut banks: std::collections::BTreeMap<String, Vec<(u32, String)>> = Default::default();
+    for claim in usable("pcr.*.*") {
+        let mut parts = claim.name.splitn(3, '.').skip(1);
+        let (Some(bank), Some(index)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(index), Some(value)) = (index.parse::<u32>(), text_of(claim.value.as_ref())) else {
+            continue;
+        };
+        if STABLE_PCRS.contains(&index) {
+            banks
+                .entry(bank.to_owned())
+                .or_default()
+                .push((index, value));
+        }
+    }
+    // One bank is enough to pin the boot chain; prefer SHA-256.
+    if let Some((bank, values)) = banks
+        .iter()
+        .find(|(b, _)| b.as_str() == "sha256")
+        .or_else(|| banks.iter().next())
+    {
+        let _ = writeln!(
+            out,
+            "# PCRs 0-9 (firmware, boot loader) as quoted. Drop a PCR to stop pinning it; give a list\n# to allow several values.\n[pcrs.{bank}]"
+        );
+        let mut values = values.clone();
+        values.sort();
+        for (index, value) in values {
+            let _ = writeln!(out, "{index} = {}", quote(&value));
+        }
+        out.push('\n');
+    }
+
+    out.push_str("[boot]\n");
+    let replayed = claims
+        .get("tpm.event_log")
+        .and_then(|c| text_of(c.value.as_ref()))
+        .is_some_and(|v| v == "replayed");
+    if replayed {
+        out.push_str("event_log = \"required\"\n");
+    } else {
+        out.push_str("# This node sent no measured-boot log that replayed; boot rules below would be unevaluable.\n# event_log = \"required\"\n");
+    }
+    match usable("boot.secure_boot.enabled")
+        .first()
+        .and_then(|c| c.value.clone())
+    {
+        Some(Value::Bool(on)) => {
+            let _ = writeln!(out, "secure_boot = {on}");
+        }
+        _ => out.push_str("# Secure Boot state was not measured.\n# secure_boot = true\n"),
+    }
+    let apps = usable("boot.apps[*].authenticode_sha256");
+    if !apps.is_empty() {
+        out.push_str("boot_applications = [\n");
+        for app in apps {
+            let path = claims
+                .get(&app.name.replace("authenticode_sha256", "path"))
+                .and_then(|p| text_of(p.value.as_ref()))
+                .unwrap_or_else(|| "path not logged".into());
+            if let Some(digest) = text_of(app.value.as_ref()) {
+                let _ = writeln!(out, "  {}, # {}", quote(&digest), path.replace('\n', " "));
+            }
+        }
+        out.push_str("]\n");
+    }
+    let cmdlines = usable("boot.kernel_cmdline");
+    if !cmdlines.is_empty() {
+        out.push_str(
+            "# Exact command lines seen; `*` and `?` are wildcards.\nkernel_cmdline = [\n",
+        );
+        for line in cmdlines {
+            if let Some(text) = text_of(line.value.as_ref()) {
+                let _ = writeln!(out, "  {},", quote(&text));
+            }
+        }
+        out.push_str("]\n");
+    }
+    out.push('\n');
+
+    let gpus = claims.gpu_indices();
+    if gpus.is_empty() {
+        out.push_str("# This node presented no GPU evidence; add a [gpu] section for GPU hosts.\n");
+        return out;
+    }
+    let collect = |suffix: &str| {
+        let mut values: Vec<String> = gpus
+            .iter()
+            .filter_map(|g| claims.get(&format!("gpu[{g}].{suffix}")))
+            .filter(|c| c.trust.usable())
+            .filter_map(|c| text_of(c.value.as_ref()))
+            .collect();
+        values.sort();
+        values.dedup();
+        values
+    };
+    let list = |values: &[String]| {
+        values
+            .iter()
+            .map(|v| quote(v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(out, "[gpu]\ncount = {}", gpus.len());
+    let signed = collect("evidence").iter().all(|e| e == "signed");
+    let _ = writeln!(
+        out,
+        "require_signed_evidence = {signed}{}",
+        if signed {
+            ""
+        } else {
+            "  # this node's GPUs sent unsigned inventory only"
+        }
+    );
+    for (what, claim) in [("driver", "driver_version"), ("vbios", "vbios_version")] {
+        let values = collect(claim);
+        if let Some(lowest) = values
+            .iter()
+            .min_by(|a, b| super::rules::compare_versions(a, b))
+        {
+            let _ = writeln!(out, "{what}_versions = [{}]", list(&values));
+            let _ = writeln!(
+                out,
+                "min_{what}_version = {}  # refuse downgrades below what the golden node runs",
+                quote(lowest)
+            );
+        }
+    }
+    let rim = collect("measurements.match").iter().all(|m| m == "true");
+    let _ = writeln!(out, "require_rim_match = {rim}");
+    let cc = !collect("cc_mode").is_empty();
+    let _ = writeln!(out, "require_cc_mode = {cc}");
+    out.push_str("# OCSP answers are rarely available offline: missing revocation data is a warning.\nrevocation = \"warn\"\n");
+    out
+}

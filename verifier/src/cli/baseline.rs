@@ -1,0 +1,625 @@
+//! `vigil baseline …`, `vigil keys …` and `vigil result …`: baselines as files a person
+//! reviews (check, sign, capture, impact) and as versions in the verifier (put, assign, list,
+//! show), locally (`--db`) or through a running verifier (`--verifier URL`, gRPC Baselines).
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use vigil_proto::v1;
+use vigil_verifier::attest::unix_now;
+use vigil_verifier::baseline::{self, signature};
+use vigil_verifier::report::{AttestationReport, Verdict, format_unix_utc};
+
+use crate::{AnyError, StoreArgs, open_verifier, runtime, verifier_channel};
+use vigil_tls::Role;
+
+#[derive(Args)]
+pub struct Target {
+    /// Use this running verifier (`vigil serve`) instead of the local database.
+    #[arg(long)]
+    verifier: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Subcommand)]
+pub enum BaselineCommand {
+    /// Validate a baseline file and print its rules (nothing is stored).
+    Check { file: PathBuf },
+    /// List the claim names rules may use.
+    Claims,
+    /// Store a baseline file as a new immutable version.
+    Put {
+        file: PathBuf,
+        /// Detached signature (default: FILE.sig when it exists).
+        #[arg(long)]
+        sig: Option<PathBuf>,
+        #[arg(long)]
+        author: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Point a node group at a baseline (its latest version applies).
+    Assign {
+        group: String,
+        baseline: String,
+        #[arg(long)]
+        author: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Every stored version and the group assignments.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one stored version's file.
+    Show {
+        name: String,
+        /// Version number (default: the latest).
+        #[arg(long)]
+        version: Option<i64>,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Write a baseline from one trusted node's verified claims, for review.
+    Capture {
+        /// The golden node's attester, `host:port` (attested now, through --db).
+        #[arg(long, conflicts_with = "evidence")]
+        node: Option<String>,
+        /// A result `vigil verify --json` printed (it carries the verified claims).
+        #[arg(long)]
+        evidence: Option<PathBuf>,
+        /// Baseline name (default: the node id).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// What-if: which nodes would change status under this baseline, and why.
+    Impact {
+        file: PathBuf,
+        /// Only nodes of this group (default: the groups the baseline is assigned to, else all).
+        #[arg(long)]
+        group: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an Ed25519 baseline-signing key; prints the line for the trusted keys file.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a baseline file (writes FILE.sig).
+    Sign {
+        file: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Print the JWKS that verifies this verifier's signed results.
+    Jwks {
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ResultCommand {
+    /// Verify a signed attestation result (EAR JWT) offline.
+    Verify {
+        /// The token, or @FILE to read it from a file.
+        token: String,
+        /// JWKS file (`vigil keys jwks > jwks.json`); else the keys of --db / --verifier.
+        #[arg(long)]
+        jwks: Option<PathBuf>,
+        /// Verification time, RFC 3339 or Unix seconds (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn read_text(path: &Path) -> Result<String, AnyError> {
+    let metadata = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if metadata.len() > baseline::file::MAX_BASELINE_BYTES as u64 {
+        return Err(format!(
+            "{}: over the {}-byte limit",
+            path.display(),
+            baseline::file::MAX_BASELINE_BYTES
+        )
+        .into());
+    }
+    Ok(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)
+}
+
+async fn baselines_client(
+    url: &str,
+    store: &StoreArgs,
+    role: Role,
+) -> Result<v1::baselines_client::BaselinesClient<tonic::transport::Channel>, AnyError> {
+    Ok(v1::baselines_client::BaselinesClient::new(
+        verifier_channel(url, store, role).await?,
+    ))
+}
+
+fn rpc_error(call: &str) -> impl FnOnce(tonic::Status) -> AnyError + '_ {
+    move |s| format!("verifier refused {call}: {}", s.message()).into()
+}
+
+pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
+    match command {
+        BaselineCommand::Check { file } => {
+            let text = read_text(&file)?;
+            let compiled = baseline::parse_baseline(&file.display().to_string(), &text)?;
+            println!(
+                "{}: baseline {:?}, {} rules",
+                file.display(),
+                compiled.name,
+                compiled.rules.len()
+            );
+            for rule in &compiled.rules {
+                println!("  {:<30} {:<40} {}", rule.id, rule.claim, rule.expect);
+            }
+            Ok(Verdict::Pass)
+        }
+        BaselineCommand::Claims => {
+            for (name, description) in vigil_verifier::claims::CATALOGUE {
+                println!("{name:<40} {description}");
+            }
+            Ok(Verdict::Pass)
+        }
+        BaselineCommand::Put {
+            file,
+            sig,
+            author,
+            reason,
+            target,
+        } => {
+            let text = read_text(&file)?;
+            let sig_path = sig.or_else(|| {
+                let mut p = file.clone().into_os_string();
+                p.push(".sig");
+                Some(PathBuf::from(p)).filter(|p| p.exists())
+            });
+            let signature = sig_path.map(|p| read_text(&p)).transpose()?;
+            let source_name = file.display().to_string();
+            let stored = match &target.verifier {
+                Some(url) => runtime()?.block_on(async {
+                    let reply = baselines_client(url, &target.store, Role::Admin)
+                        .await?
+                        .put(v1::PutBaselineRequest {
+                            toml: text,
+                            signature_hex: signature.unwrap_or_default(),
+                            author,
+                            reason,
+                        })
+                        .await
+                        .map_err(rpc_error("Baselines.Put"))?
+                        .into_inner();
+                    Ok::<_, AnyError>((reply.name, reply.version, reply.sha256))
+                })?,
+                None => {
+                    let verifier = open_verifier(&target.store)?;
+                    let stored = verifier.put_baseline(
+                        &source_name,
+                        &text,
+                        signature.as_deref(),
+                        &author,
+                        &reason,
+                        unix_now(),
+                    )?;
+                    (stored.name, stored.version, stored.sha256)
+                }
+            };
+            println!(
+                "stored baseline {}@{} (sha256 {})",
+                stored.0, stored.1, stored.2
+            );
+            Ok(Verdict::Pass)
+        }
+        BaselineCommand::Assign {
+            group,
+            baseline: name,
+            author,
+            reason,
+            target,
+        } => {
+            let version = match &target.verifier {
+                Some(url) => runtime()?.block_on(async {
+                    let reply = baselines_client(url, &target.store, Role::Admin)
+                        .await?
+                        .assign(v1::AssignBaselineRequest {
+                            group: group.clone(),
+                            baseline: name.clone(),
+                            author,
+                            reason,
+                        })
+                        .await
+                        .map_err(rpc_error("Baselines.Assign"))?
+                        .into_inner();
+                    Ok::<_, AnyError>(reply.version)
+                })?,
+                None => {
+                    let verifier = open_verifier(&target.store)?;
+                    verifier
+                        .assign_baseline(&group, &name, &author, &reason, unix_now())?
+                        .version
+                }
+            };
+            println!("group {group} now uses baseline {name} (version {version} and later)");
+            Ok(Verdict::Pass)
+        }
+        BaselineCommand::List { target, json } => {
+            let listing = match &target.verifier {
+                Some(url) => runtime()?.block_on(async {
+                    let reply = baselines_client(url, &target.store, Role::Orchestrator)
+                        .await?
+                        .list(v1::ListBaselinesRequest {})
+                        .await
+                        .map_err(rpc_error("Baselines.List"))?
+                        .into_inner();
+                    Ok::<_, AnyError>(reply)
+                })?,
+                None => {
+                    let verifier = open_verifier(&target.store)?;
+                    let (baselines, assignments) = verifier.with_store(|s| {
+                        Ok::<_, vigil_verifier::store::StoreError>((
+                            s.baselines()?,
+                            s.baseline_assignments()?,
+                        ))
+                    })??;
+                    v1::ListBaselinesResponse {
+                        baselines: baselines
+                            .into_iter()
+                            .map(|b| v1::BaselineVersion {
+                                name: b.name,
+                                version: b.version,
+                                sha256: b.sha256,
+                                author: b.author,
+                                reason: b.reason,
+                                created_at_unix: b.created_at,
+                                toml: String::new(),
+                                signed_by: b.signed_by.unwrap_or_default(),
+                                rules: i32::try_from(b.rules).unwrap_or(i32::MAX),
+                            })
+                            .collect(),
+                        assignments: assignments.into_iter().collect(),
+                    }
+                }
+            };
+            if json {
+                let versions: Vec<serde_json::Value> = listing
+                    .baselines
+                    .iter()
+                    .map(|b| {
+                        serde_json::json!({
+                            "name": b.name, "version": b.version, "sha256": b.sha256,
+                            "author": b.author, "reason": b.reason, "created_at": b.created_at_unix,
+                            "signed_by": b.signed_by, "rules": b.rules,
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "baselines": versions,
+                        "assignments": listing.assignments,
+                    }))?
+                );
+                return Ok(Verdict::Pass);
+            }
+            println!(
+                "{:<24} {:>4}  {:<20} {:<12} {:>5}  reason",
+                "baseline", "ver", "created", "author", "rules"
+            );
+            for b in &listing.baselines {
+                println!(
+                    "{:<24} {:>4}  {:<20} {:<12} {:>5}  {}{}",
+                    b.name,
+                    b.version,
+                    format_unix_utc(b.created_at_unix),
+                    b.author,
+                    b.rules,
+                    b.reason,
+                    if b.signed_by.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (signed by {})", b.signed_by)
+                    }
+                );
+            }
+            let mut assignments: Vec<_> = listing.assignments.iter().collect();
+            assignments.sort();
+            for (group, name) in assignments {
+                println!("group {group} -> {name}");
+            }
+            Ok(Verdict::Pass)
+        }
+        BaselineCommand::Show {
+            name,
+            version,
+            target,
+        } => {
+            let text = match &target.verifier {
+                Some(url) => runtime()?.block_on(async {
+                    let reply = baselines_client(url, &target.store, Role::Orchestrator)
+                        .await?
+                        .get(v1::GetBaselineRequest {
+                            name: name.clone(),
+                            version: version.unwrap_or(0),
+                        })
+                        .await
+                        .map_err(rpc_error("Baselines.Get"))?
+                        .into_inner();
+                    Ok::<_, AnyError>(reply.toml)
+                })?,
+                None => {
+                    let verifier = open_verifier(&target.store)?;
+                    verifier
+                        .with_store(|s| s.baseline(&name, version))??
+                        .ok_or_else(|| {
+                            format!(
+                                "no baseline {name}{}",
+                                version.map(|v| format!("@{v}")).unwrap_or_default()
+                            )
+                        })?
+                        .body
+                }
+            };
+            print!("{text}");
+            Ok(Verdict::Pass)
+        }
+        BaselineCommand::Capture {
+            node,
+            evidence,
+            name,
+            out,
+            store,
+        } => {
+            let report: AttestationReport = match (node, evidence) {
+                (Some(node), None) => {
+                    let mut store = store;
+                    // The golden node is attested now; its evidence must be authentic, whatever
+                    // baseline (if any) its group has today.
+                    store.allow_no_baseline = true;
+                    let verifier = open_verifier(&store)?;
+                    runtime()?.block_on(vigil_verifier::pull::attest_node(verifier, &node))?
+                }
+                (None, Some(path)) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    serde_json::from_str(&text).map_err(|e| {
+                        format!(
+                            "{}: not a `vigil verify --json` result: {e}",
+                            path.display()
+                        )
+                    })?
+                }
+                _ => return Err("give --node ADDR or --evidence FILE".into()),
+            };
+            let failed: Vec<&str> = report
+                .failed_checks()
+                .filter(|c| !c.name.starts_with("baseline."))
+                .map(|c| c.name.as_str())
+                .collect();
+            if !failed.is_empty() {
+                return Err(format!(
+                    "node {}'s evidence failed checks ({}): a baseline is never captured from evidence that is not authentic",
+                    report.node_id,
+                    failed.join(", ")
+                )
+                .into());
+            }
+            let claims = report
+                .host_claims
+                .as_ref()
+                .ok_or("the result carries no claims (made by an older verifier?)")?;
+            let name = name.unwrap_or_else(|| report.node_id.clone());
+            let text =
+                baseline::capture::capture(&name, claims, &format_unix_utc(report.verified_at));
+            // What we write must load: a capture that does not validate is a bug, not a file.
+            baseline::parse_baseline("captured baseline", &text)?;
+            std::fs::write(&out, &text).map_err(|e| format!("{}: {e}", out.display()))?;
+            println!(
+                "wrote {} from node {} - review it before `vigil baseline put`",
+                out.display(),
+                report.node_id
+            );
+            Ok(Verdict::Pass)
+        }
+        BaselineCommand::Impact {
+            file,
+            group,
+            target,
+            json,
+        } => {
+            let text = read_text(&file)?;
+            // Validate locally first so errors name the file.
+            baseline::parse_baseline(&file.display().to_string(), &text)?;
+            let report = match &target.verifier {
+                Some(url) => runtime()?.block_on(async {
+                    let reply = baselines_client(url, &target.store, Role::Orchestrator)
+                        .await?
+                        .impact(v1::ImpactRequest {
+                            toml: text,
+                            group: group.clone().unwrap_or_default(),
+                        })
+                        .await
+                        .map_err(rpc_error("Baselines.Impact"))?
+                        .into_inner();
+                    Ok::<_, AnyError>(vigil_verifier::impact::ImpactReport {
+                        baseline: reply.baseline,
+                        nodes: reply
+                            .nodes
+                            .into_iter()
+                            .map(|n| vigil_verifier::impact::NodeImpact {
+                                node_id: n.node_id,
+                                group: n.group,
+                                current_status: n.current_status,
+                                proposed_status: n.proposed_status,
+                                changes: n.changes,
+                                reasons: n.reasons,
+                                evidence_time: n.evidence_time_unix,
+                            })
+                            .collect(),
+                    })
+                })?,
+                None => open_verifier(&target.store)?.impact(&text, group.as_deref())?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let changed = report.changed().count();
+                println!(
+                    "baseline {} against {} node(s): {changed} would change status",
+                    report.baseline,
+                    report.nodes.len()
+                );
+                for node in &report.nodes {
+                    println!(
+                        "  {} {:<20} {:<10} {} -> {}",
+                        if node.changes { "CHANGES" } else { "same   " },
+                        node.node_id,
+                        node.group,
+                        node.current_status,
+                        node.proposed_status
+                    );
+                    if node.changes {
+                        for reason in &node.reasons {
+                            println!("      {reason}");
+                        }
+                    }
+                }
+            }
+            Ok(Verdict::Pass)
+        }
+        BaselineCommand::Keygen { out } => {
+            let (pkcs8, line) = signature::generate_signing_key()?;
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&out)
+                .map_err(|e| format!("{}: {e}", out.display()))?;
+            file.write_all(&pkcs8)?;
+            println!("{line} {}", out.display());
+            Ok(Verdict::Pass)
+        }
+        BaselineCommand::Sign { file, key } => {
+            let content = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let pkcs8 = std::fs::read(&key).map_err(|e| format!("{}: {e}", key.display()))?;
+            let signature = signature::sign_detached(&pkcs8, &content)?;
+            let mut out = file.into_os_string();
+            out.push(".sig");
+            std::fs::write(&out, format!("{signature}\n"))?;
+            println!("wrote {}", PathBuf::from(out).display());
+            Ok(Verdict::Pass)
+        }
+    }
+}
+
+fn fetch_jwks(target: &Target) -> Result<vigil_ear::Jwks, AnyError> {
+    match &target.verifier {
+        Some(url) => runtime()?.block_on(async {
+            let reply = v1::verifier_client::VerifierClient::new(
+                verifier_channel(url, &target.store, Role::Orchestrator).await?,
+            )
+            .get_result_keys(v1::GetResultKeysRequest {})
+            .await
+            .map_err(rpc_error("Verifier.GetResultKeys"))?
+            .into_inner();
+            Ok(serde_json::from_str(&reply.jwks_json)?)
+        }),
+        None => Ok(open_verifier(&target.store)?.jwks()),
+    }
+}
+
+pub fn keys_command(command: KeysCommand) -> Result<Verdict, AnyError> {
+    match command {
+        KeysCommand::Jwks { target } => {
+            println!("{}", serde_json::to_string_pretty(&fetch_jwks(&target)?)?);
+            Ok(Verdict::Pass)
+        }
+    }
+}
+
+pub fn result_command(command: ResultCommand) -> Result<Verdict, AnyError> {
+    match command {
+        ResultCommand::Verify {
+            token,
+            jwks,
+            at,
+            target,
+            json,
+        } => {
+            let token = match token.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?,
+                None => token,
+            };
+            let keys: vigil_ear::Jwks = match jwks {
+                Some(path) => serde_json::from_str(
+                    &std::fs::read_to_string(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?,
+                )
+                .map_err(|e| format!("{}: not a JWKS: {e}", path.display()))?,
+                None => fetch_jwks(&target)?,
+            };
+            let now = match at {
+                Some(text) => vigil_verifier::report::parse_utc(&text).ok_or_else(|| {
+                    format!("--at {text:?}: expected YYYY-MM-DDTHH:MM:SSZ or Unix seconds")
+                })?,
+                None => unix_now(),
+            };
+            match vigil_ear::verify(token.trim(), &keys, now) {
+                Ok(ear) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&ear)?);
+                    } else {
+                        println!(
+                            "VALID result for {} - status {}, baseline {}, issued {}, expires {}",
+                            ear.subject,
+                            serde_json::to_value(ear.status())?
+                                .as_str()
+                                .unwrap_or_default(),
+                            ear.baseline_version.as_deref().unwrap_or("none"),
+                            format_unix_utc(ear.issued_at),
+                            format_unix_utc(ear.expires_at)
+                        );
+                        for (name, submodule) in &ear.submods {
+                            println!(
+                                "  {name:<6} {}",
+                                serde_json::to_value(submodule.status)?
+                                    .as_str()
+                                    .unwrap_or_default()
+                            );
+                        }
+                    }
+                    Ok(Verdict::Pass)
+                }
+                Err(error) => {
+                    println!("INVALID result: {error}");
+                    Ok(Verdict::Fail)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Subcommands of `vigil` that live outside main.rs.
+
+pub mod baseline;

@@ -1,0 +1,297 @@
+//! GPU evidence inside a host's evidence: each GPU's signed SPDM report is verified with
+//! `vigil-nvidia` against the verifier's own nonce (one nonce for the whole host, see
+//! `docs/architecture.md`), and what it proves becomes `gpu[N].*` claims. A GPU without
+//! signed evidence contributes its inventory as unsigned claims.
+//!
+//! Authenticity (report structure, signature, chain to NVIDIA's root, nonce) is decided
+//! here, as evidence checks; whether the versions and measurements are acceptable is the
+//! baseline's call.
+
+use vigil_nvidia::{ClaimStatus as NvStatus, ClaimValue as NvValue, RimStore};
+use vigil_proto::v1::GpuEvidence;
+
+use crate::claims::{ClaimSet, HostClaim, Source, Trust, Value};
+use crate::report::Check;
+
+/// Most GPUs (and NVSwitches) one host may present: an 8-GPU HGX board has 8 GPUs and 4
+/// switches; anything far beyond that is not a real host.
+pub const MAX_GPUS: usize = 64;
+/// Largest report or chain accepted per GPU (NVML's buffers are 8 KiB and 5 KiB).
+pub const MAX_GPU_REPORT_BYTES: usize = 64 * 1024;
+
+/// What GPU verification needs besides the evidence.
+#[derive(Debug, Clone, Copy)]
+pub struct GpuContext<'a> {
+    /// NVIDIA RIMs for measurement comparison; without them `measurements.match` is unknown.
+    pub rims: Option<&'a RimStore>,
+    /// Verification time for certificate and RIM validity (Unix seconds).
+    pub at: i64,
+}
+
+/// Device-reported check claims: true when verified, false (with the reason) when the check
+/// failed, unproven when it could not be decided.
+const CHECK_CLAIMS: &[&str] = &[
+    "report_parsed",
+    "signature_verified",
+    "cert_chain.valid",
+    "fwid_match",
+    "nonce_match",
+    "measurements.match",
+    "driver_rim.version_match",
+    "driver_rim.device_match",
+    "driver_rim.signature_verified",
+    "driver_rim.cert_chain.valid",
+    "vbios_rim.version_match",
+    "vbios_rim.device_match",
+    "vbios_rim.signature_verified",
+    "vbios_rim.cert_chain.valid",
+];
+
+/// Checks that must verify for a GPU's evidence to be authentic and fresh.
+const AUTHENTICITY: &[(&str, &str)] = &[
+    ("report_parsed", "report"),
+    ("signature_verified", "signature"),
+    ("cert_chain.valid", "cert_chain"),
+    ("nonce_match", "nonce"),
+];
+
+/// Verifies every GPU's evidence; returns the checks and adds `gpu[N].*` claims to `claims`.
+/// `bound` says whether the TPM quote verified (and so commits to this GPU evidence).
+pub fn check_gpus(
+    nonce: &[u8],
+    gpus: &[GpuEvidence],
+    context: &GpuContext<'_>,
+    bound: bool,
+    claims: &mut ClaimSet,
+) -> Vec<Check> {
+    let mut checks = Vec::new();
+    claims.push(
+        "gpu.count",
+        Some(Value::Int(gpus.len() as i64)),
+        if bound {
+            Trust::Verified
+        } else {
+            Trust::Unproven("the quote that would commit to the GPU list did not verify".into())
+        },
+        Source::Verifier {
+            check: "quote.qualifying_data".into(),
+        },
+    );
+    if gpus.is_empty() {
+        return checks;
+    }
+    if gpus.len() > MAX_GPUS {
+        checks.push(Check::fail(
+            "gpu.evidence",
+            format!(
+                "{} GPUs presented; at most {MAX_GPUS} are accepted",
+                gpus.len()
+            ),
+        ));
+        return checks;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for gpu in gpus {
+        if !seen.insert(gpu.index) {
+            checks.push(Check::fail(
+                "gpu.evidence",
+                format!("GPU index {} appears twice", gpu.index),
+            ));
+            return checks;
+        }
+    }
+    let expected_nonce = <[u8; 32]>::try_from(nonce).ok();
+    for gpu in gpus {
+        let prefix = format!("gpu[{}]", gpu.index);
+        let check_name = |suffix: &str| format!("{prefix}.{suffix}");
+        if gpu.vendor != "nvidia" {
+            checks.push(Check::fail(
+                &check_name("evidence"),
+                format!("vendor {:?} is not supported (only nvidia)", gpu.vendor),
+            ));
+            continue;
+        }
+        if gpu.report.len() > MAX_GPU_REPORT_BYTES
+            || gpu.cert_chain_pem.len() > MAX_GPU_REPORT_BYTES
+        {
+            checks.push(Check::fail(
+                &check_name("evidence"),
+                format!("report or certificate chain over {MAX_GPU_REPORT_BYTES} bytes"),
+            ));
+            continue;
+        }
+        push_inventory(gpu, &prefix, bound, claims);
+        if gpu.report.is_empty() {
+            checks.push(Check::pass(
+                &check_name("evidence"),
+                format!(
+                    "unsigned inventory only (CC mode {}): values are the host's word, bound by the quote",
+                    if gpu.cc_mode.is_empty() { "not reported" } else { gpu.cc_mode.as_str() }
+                ),
+            ));
+            claims.push(
+                format!("{prefix}.evidence"),
+                Some(Value::Text("inventory".into())),
+                Trust::Verified,
+                Source::GpuInventory { gpu: gpu.index },
+            );
+            continue;
+        }
+        let verification = vigil_nvidia::verify_gpu_evidence(
+            &gpu.report,
+            &gpu.cert_chain_pem,
+            expected_nonce.as_ref(),
+            context.rims,
+            context.at,
+        );
+        for (claim, check) in AUTHENTICITY {
+            let name = check_name(check);
+            match verification.claim(claim).map(|c| &c.status) {
+                Some(NvStatus::Verified) => checks.push(Check::pass(&name, describe(claim))),
+                Some(NvStatus::Failed { reason } | NvStatus::Unknown { reason }) => {
+                    checks.push(Check::fail(&name, reason.clone()))
+                }
+                None => checks.push(Check::fail(&name, "not checked")),
+            }
+        }
+        if let Some(NvStatus::Failed { reason }) =
+            verification.claim("fwid_match").map(|c| &c.status)
+        {
+            checks.push(Check::fail(&check_name("fwid"), reason.clone()));
+        }
+        let authentic = AUTHENTICITY.iter().all(|(claim, _)| {
+            verification
+                .claim(claim)
+                .is_some_and(|c| c.status.is_verified())
+        });
+        claims.push(
+            format!("{prefix}.evidence"),
+            Some(Value::Text("signed".into())),
+            if authentic {
+                Trust::Verified
+            } else {
+                Trust::Failed("the report is not authentic and fresh".into())
+            },
+            Source::GpuReport {
+                gpu: gpu.index,
+                claim: "signature_verified".into(),
+            },
+        );
+        claims.push(
+            format!("{prefix}.device"),
+            Some(Value::Text(
+                serde_json::to_value(verification.device)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            )),
+            Trust::Verified,
+            Source::GpuReport {
+                gpu: gpu.index,
+                claim: "arch".into(),
+            },
+        );
+        for claim in verification.claims.iter() {
+            let Some((_, suffix)) = claim.name.split_once('.') else {
+                continue;
+            };
+            // The signed report wins over the host's inventory for the same name, unless it
+            // cannot say (an older firmware that does not report the CC mode).
+            let from_device = device_claim(&prefix, gpu.index, suffix, claim);
+            let reported = claims
+                .claims
+                .iter()
+                .position(|c| c.name == from_device.name);
+            match reported {
+                Some(_) if !from_device.trust.usable() => {}
+                Some(position) => claims.claims[position] = from_device,
+                None => claims.claims.push(from_device),
+            }
+        }
+    }
+    checks
+}
+
+fn describe(claim: &str) -> &'static str {
+    match claim {
+        "report_parsed" => "SPDM GET_MEASUREMENTS request and response parsed",
+        "signature_verified" => "P-384 signature by the device key verifies",
+        "cert_chain.valid" => "device chain ends at the pinned NVIDIA root",
+        "nonce_match" => "the report answers this verifier's nonce",
+        _ => "verified",
+    }
+}
+
+fn device_claim(prefix: &str, gpu: u32, suffix: &str, claim: &vigil_nvidia::Claim) -> HostClaim {
+    let source = Source::GpuReport {
+        gpu,
+        claim: claim.name.clone(),
+    };
+    let name = format!("{prefix}.{suffix}");
+    if CHECK_CLAIMS.contains(&suffix) {
+        let (value, trust, detail) = match &claim.status {
+            NvStatus::Verified => (Some(Value::Bool(true)), Trust::Verified, None),
+            NvStatus::Failed { reason } => (
+                Some(Value::Bool(false)),
+                Trust::Verified,
+                Some(reason.clone()),
+            ),
+            NvStatus::Unknown { reason } => (None, Trust::Unproven(reason.clone()), None),
+        };
+        return HostClaim {
+            name,
+            value,
+            trust,
+            source,
+            detail,
+        };
+    }
+    let value = match &claim.value {
+        NvValue::None => None,
+        NvValue::Bool(b) => Some(Value::Bool(*b)),
+        NvValue::Integer(i) => Some(Value::Int(*i)),
+        NvValue::Text(t) => Some(Value::Text(t.clone())),
+        NvValue::List(items) => Some(Value::List(items.clone())),
+    };
+    let trust = match &claim.status {
+        NvStatus::Verified => Trust::Verified,
+        NvStatus::Failed { reason } => Trust::Failed(reason.clone()),
+        NvStatus::Unknown { reason } => Trust::Unproven(reason.clone()),
+    };
+    HostClaim {
+        name,
+        value,
+        trust,
+        source,
+        detail: None,
+    }
+}
+
+/// The inventory the host reported for a GPU: attested by the quote (which commits to it)
+/// but never signed by the GPU.
+fn push_inventory(gpu: &GpuEvidence, prefix: &str, bound: bool, claims: &mut ClaimSet) {
+    let trust = || {
+        if bound {
+            Trust::Attested("reported by the host's attester, not signed by the GPU".into())
+        } else {
+            Trust::Unproven("the quote that would commit to it did not verify".into())
+        }
+    };
+    for (suffix, value) in [
+        ("uuid", &gpu.uuid),
+        ("name", &gpu.name),
+        ("driver_version", &gpu.driver_version),
+        ("vbios_version", &gpu.vbios_version),
+        ("inforom_version", &gpu.inforom_version),
+        ("cc_mode", &gpu.cc_mode),
+    ] {
+        if !value.is_empty() {
+            claims.push(
+                format!("{prefix}.{suffix}"),
+                Some(Value::Text(value.clone())),
+                trust(),
+                Source::GpuInventory { gpu: gpu.index },
+            );
+        }
+    }
+}
