@@ -123,7 +123,7 @@ echo "    exit code $status"
 echo
 echo "==> vigil verify (as orchestrator): no baseline is assigned to group demo yet, so it is denied"
 v verify --node "$attester" --json >"$work/first.json" && status=0 || status=$?
-grep -o '"detail": "no baseline[^"]*"' "$work/first.json" || true
+grep -o 'no baseline is assigned to group[^(]*' "$work/first.json" | head -n 1 | sed 's/\\//g' || true
 echo "    exit code $status (0 = pass, 1 = fail, 2 = error)"
 
 echo

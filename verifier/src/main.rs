@@ -3,6 +3,27 @@
 //! Exit codes, for shells and scripts: 0 = verified/pass, 1 = evidence failed a check,
 //! 2 = usage, I/O or infrastructure error (nothing was concluded).
 
+// Output piped into `head` and the like: end quietly when the reader goes away, as
+// command-line tools do, with the status a SIGPIPE death would give (141). SIGPIPE itself
+// stays ignored (Rust's default): network writes to a peer that hung up must be errors,
+// not the death of the process.
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -455,12 +476,6 @@ struct QuoteVerifyArgs {
 pub(crate) type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> ExitCode {
-    // Output piped into `head` and the like: end quietly when the reader goes away, as
-    // command-line tools do, instead of panicking on a broken pipe.
-    // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => serve(args).map(|()| Verdict::Pass),
