@@ -165,3 +165,82 @@ fn an_attester_in_push_mode_attests_itself_on_its_interval() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Reads one HTTP request (head and Content-Length body) and answers with `status`.
+fn answer_one(listener: &std::net::TcpListener, status: &str) -> String {
+    use std::io::{Read, Write};
+    let (mut stream, _) = listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buffer).unwrap();
+        assert!(n > 0, "connection closed mid-request");
+        request.extend_from_slice(&buffer[..n]);
+        let text = String::from_utf8_lossy(&request).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap();
+            if body.len() >= length {
+                stream
+                    .write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                    .unwrap();
+                return text;
+            }
+        }
+    }
+}
+
+#[test]
+fn the_webhook_posts_each_change_with_its_signed_result_and_retries() {
+    let tpm = Swtpm::start();
+    let dir = TempDir::new("webhook");
+    let db = dir.join("vigil.db");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/vigil/changes", listener.local_addr().unwrap());
+    let verifier = start_verifier(
+        &db,
+        &[
+            "--tofu",
+            "--allow-no-baseline",
+            "--poll-interval",
+            "0",
+            "--webhook",
+            &hook,
+        ],
+    );
+    let _attester = start_attester(
+        &tpm,
+        &dir.join("attester"),
+        "hooked-node",
+        &["--push-to", &verifier.url(), "--push-interval", "1"],
+    );
+    // The receiver fails once: the same change is delivered again.
+    let first = answer_one(&listener, "503 Service Unavailable");
+    let second = answer_one(&listener, "200 OK");
+    assert!(
+        first.starts_with("POST /vigil/changes HTTP/1.1\r\n"),
+        "{first}"
+    );
+    let body = |request: &str| -> serde_json::Value {
+        serde_json::from_str(request.split_once("\r\n\r\n").unwrap().1).unwrap()
+    };
+    let (first, second) = (body(&first), body(&second));
+    assert_eq!(first, second, "retried with the same change");
+    assert_eq!(second["node_id"], "hooked-node");
+    assert_eq!(second["new_status"], "trusted");
+    let token = second["result_token"].as_str().unwrap();
+    let jwks = dir.join("jwks.json");
+    std::fs::write(
+        &jwks,
+        stdout(&vigil(&["keys", "jwks", "--db", db.to_str().unwrap()])),
+    )
+    .unwrap();
+    let out = vigil(&["result", "verify", token, "--jwks", jwks.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+}

@@ -212,6 +212,11 @@ impl Verifier {
         Ok(self.store()?.status_changes(from, limit)?)
     }
 
+    /// The newest status change's sequence number (0 when there is none).
+    pub fn latest_status_seq(&self) -> Result<i64, VerifierError> {
+        Ok(self.store()?.latest_status_seq()?)
+    }
+
     /// Marks a node unknown: it missed its window or could not be reached.
     pub fn mark_unknown(&self, node_id: &str, reason: &str, now: i64) -> Result<(), VerifierError> {
         Ok(self.store()?.mark_unknown(node_id, reason, now)?)

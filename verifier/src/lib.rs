@@ -19,3 +19,4 @@ pub mod result;
 pub mod service;
 pub mod store;
 pub mod store_baselines;
+pub mod webhook;

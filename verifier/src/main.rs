@@ -194,6 +194,9 @@ struct ServeArgs {
     /// everything). Without it, --tls-dir is required.
     #[arg(long)]
     dev: bool,
+    /// POST every node status change with its signed result (JSON) to this http:// URL.
+    #[arg(long)]
+    webhook: Option<String>,
 }
 
 #[derive(Args)]
@@ -575,9 +578,17 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
             );
         }
     };
+    let webhook = args
+        .webhook
+        .as_deref()
+        .map(vigil_verifier::webhook::WebhookTarget::parse)
+        .transpose()?;
     let verifier = open_verifier(&args.store)?;
     let policy = args.ek.policy()?;
     runtime()?.block_on(async move {
+        if let Some(target) = webhook {
+            tokio::spawn(vigil_verifier::webhook::run(Arc::clone(&verifier), target));
+        }
         let listener = tokio::net::TcpListener::bind(&args.listen).await?;
         let address = listener.local_addr()?;
         let (health_reporter, health_service) = tonic_health::server::health_reporter();

@@ -625,6 +625,16 @@ impl Store {
             .map_err(db("read status change row"))
     }
 
+    pub fn latest_status_seq(&self) -> Result<i64, StoreError> {
+        self.connection
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) FROM status_changes",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(db("read latest status change"))
+    }
+
     pub fn verdict_count(&self) -> Result<i64, StoreError> {
         self.connection
             .query_row("SELECT COUNT(*) FROM verdicts", [], |row| row.get(0))
