@@ -177,9 +177,14 @@ pub fn name_matches(pattern: &str, name: &str) -> bool {
             .all(|(p, n)| *p == "*" || p == n)
 }
 
-/// `boot.apps[2].path` → `["boot", "apps", "[", "2", "]", "path"]`-like tokens: segments and
-/// bracketed indices are separate tokens so `*` can stand for either.
-fn split_name(name: &str) -> Vec<&str> {
+/// Whether the tokens of a name match the tokens of a pattern (see [`split_name`]).
+pub fn tokens_match(pattern: &[&str], name: &[&str]) -> bool {
+    pattern.len() == name.len() && pattern.iter().zip(name).all(|(p, n)| *p == "*" || p == n)
+}
+
+/// `boot.apps[2].path` → `["boot", "apps", "[]", "2", "path"]`: segments and bracketed
+/// indices are separate tokens so `*` can stand for either.
+pub fn split_name(name: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     for segment in name.split('.') {
         match segment.split_once('[') {

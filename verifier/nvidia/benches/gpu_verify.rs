@@ -53,6 +53,10 @@ fn bench(c: &mut Criterion) {
     );
 
     let mut group = c.benchmark_group("hopper sample");
+    let no_rims = VerifyOptions { rims: None, ..cold };
+    group.bench_function("report + device chain, no RIMs, cold chain", |b| {
+        b.iter(|| verify_gpu_evidence_with(black_box(&report), black_box(&chain), &no_rims))
+    });
     group.bench_function("full verification with 2 RIMs, cold chain", |b| {
         b.iter(|| verify_gpu_evidence_with(black_box(&report), black_box(&chain), &cold))
     });

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use vigil_ear::{Status, TrustVector};
 
 use super::rules::{Category, Rule, Severity, judge};
-use crate::claims::{ClaimSet, HostClaim, Source, Trust, Value, gpu_index};
+use crate::claims::{
+    ClaimSet, HostClaim, Source, Trust, Value, gpu_index, split_name, tokens_match,
+};
 use crate::report::Check;
 
 /// A compiled baseline at one immutable version.
@@ -138,7 +140,13 @@ pub fn appraise(claims: &ClaimSet, checks: &[Check], baseline: &Baseline, at: i6
         },
         detail: None,
     };
-    let all: Vec<&HostClaim> = claims.claims.iter().chain(std::iter::once(&age)).collect();
+    // Names are split into tokens once per appraisal, not once per rule.
+    let all: Vec<(Vec<&str>, &HostClaim)> = claims
+        .claims
+        .iter()
+        .chain(std::iter::once(&age))
+        .map(|c| (split_name(&c.name), c))
+        .collect();
     let gpus = claims.gpu_indices();
     let mut results = Vec::new();
     for rule in &baseline.rules {
@@ -202,13 +210,19 @@ pub fn appraise(claims: &ClaimSet, checks: &[Check], baseline: &Baseline, at: i6
     }
 }
 
-fn evaluate(rule: &Rule, claims: &[&HostClaim], gpus: &[u32], out: &mut Vec<RuleResult>) {
+fn evaluate(
+    rule: &Rule,
+    claims: &[(Vec<&str>, &HostClaim)],
+    gpus: &[u32],
+    out: &mut Vec<RuleResult>,
+) {
+    let expected = rule.expect.to_string();
     let result = |submodule: String, claim: &str, outcome, found: String, source| RuleResult {
         rule: rule.id.clone(),
         submodule,
         claim: claim.to_owned(),
         outcome,
-        expected: rule.expect.to_string(),
+        expected: expected.clone(),
         found,
         category: rule.category,
         severity: rule.severity,
@@ -225,9 +239,11 @@ fn evaluate(rule: &Rule, claims: &[&HostClaim], gpus: &[u32], out: &mut Vec<Rule
         _ => vec![(submodule_of(&rule.claim), rule.claim.clone())],
     };
     for (submodule, pattern) in scopes {
-        let matched: Vec<&&HostClaim> = claims
+        let pattern_tokens = split_name(&pattern);
+        let matched: Vec<&HostClaim> = claims
             .iter()
-            .filter(|c| crate::claims::name_matches(&pattern, &c.name))
+            .filter(|(tokens, _)| tokens_match(&pattern_tokens, tokens))
+            .map(|(_, claim)| *claim)
             .collect();
         if matched.is_empty() {
             let why = if pattern.starts_with("gpu[") && gpus.is_empty() {
