@@ -259,12 +259,22 @@ impl Verifier {
         now: i64,
     ) -> Result<AttestationReport, VerifierError> {
         validate_node_id(node_id)?;
-        let mut store = self.store()?;
         let mut checks = Vec::new();
-
-        // Freshness first: consuming the nonce also makes any retry of this evidence a replay.
         let nonce = issued_nonce.unwrap_or(&evidence.nonce);
-        match nonce::consume(&store, nonce, node_id, now) {
+        // The store is held only to read and to record: the evidence checks below (signatures,
+        // replay, GPU chains) run outside the lock, concurrently with other appraisals.
+        let (nonce_outcome, recorded, stored_baseline) = {
+            let store = self.store()?;
+            // Freshness first: consuming the nonce makes any retry of this evidence a replay.
+            let nonce_outcome = nonce::consume(&store, nonce, node_id, now);
+            let recorded = store.node(node_id)?;
+            let group = recorded
+                .as_ref()
+                .map_or_else(|| "default".to_owned(), |r| r.group.clone());
+            let stored_baseline = store.baseline_for_group(&group)?;
+            (nonce_outcome, recorded, stored_baseline)
+        };
+        match nonce_outcome {
             Ok(()) => checks.push(Check::pass(
                 "nonce.fresh",
                 "issued to this node, unexpired, first use",
@@ -281,7 +291,6 @@ impl Verifier {
             ));
         }
 
-        let recorded = store.node(node_id)?;
         let gpu_context = GpuContext {
             rims: self.rims.as_ref(),
             at: now,
@@ -328,7 +337,7 @@ impl Verifier {
         let group = recorded
             .as_ref()
             .map_or_else(|| "default".to_owned(), |r| r.group.clone());
-        let appraisal = match store.baseline_for_group(&group)? {
+        let appraisal = match stored_baseline {
             Some(stored) => match compile_stored(&stored) {
                 Ok(baseline) => {
                     let appraisal = baseline::appraise(&host_claims, &checks, &baseline, now);
@@ -377,6 +386,7 @@ impl Verifier {
         report.appraisal = appraisal;
         report.result_token = self.sign_result(&report)?;
 
+        let mut store = self.store()?;
         // Trust on first use: record the AK only when everything else checked out.
         if let (None, Verdict::Pass, Some(ak_public)) = (&recorded, report.verdict, ak_public_seen)
         {
