@@ -165,6 +165,32 @@ fn roles_decide_what_each_certificate_may_do() {
     ]);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
 
+    // Baselines.Impact over gRPC (orchestrator): a baseline demanding a boot log would turn
+    // this log-less node contraindicated; nothing is applied.
+    let proposed = dir.join("proposed.toml");
+    std::fs::write(
+        &proposed,
+        "format = 1\nname = \"lab\"\n[boot]\nevent_log = \"required\"\n",
+    )
+    .unwrap();
+    let out = vigil(&[
+        "baseline",
+        "impact",
+        proposed.to_str().unwrap(),
+        "--group",
+        "lab",
+        "--verifier",
+        &url,
+        "--tls-dir",
+        certs_s,
+        "--json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let impact: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(impact["nodes"][0]["node_id"], "lab-node", "{impact:#}");
+    assert_eq!(impact["nodes"][0]["changes"], true, "{impact:#}");
+    assert_eq!(impact["nodes"][0]["proposed_status"], "contraindicated");
+
     // The attester answers only the verifier's (or an admin's) certificate.
     let attester_url = format!("https://{}", attester.address);
     let call_attester = |role: vigil_tls::Role| {
