@@ -359,11 +359,19 @@ fn ipl_claims(log: &EventLog, event: &Event, out: &mut Vec<Claim>) {
         .find_map(|prefix| without_nul.strip_prefix(prefix.as_bytes()))
         .unwrap_or(without_nul);
     let status = data_status(log, event, &[without_nul, unprefixed]);
-    let (name, value) = if let Some(cmdline) = text.strip_prefix("kernel_cmdline: ") {
+    // Red Hat's GRUB writes "grub_cmd linux …" and "grub_kernel_cmdline …" (a space, no
+    // colon) and measures the whole string with its NUL.
+    let (name, value) = if let Some(cmdline) = text
+        .strip_prefix("kernel_cmdline: ")
+        .or_else(|| text.strip_prefix("grub_kernel_cmdline "))
+    {
         ("boot.kernel_cmdline", cmdline.to_owned())
     } else if event.pcr == 12 && (text.contains("initrd=") || text.contains("root=")) {
         ("boot.kernel_cmdline", text.clone())
-    } else if let Some(command) = text.strip_prefix("grub_cmd: ") {
+    } else if let Some(command) = text
+        .strip_prefix("grub_cmd: ")
+        .or_else(|| text.strip_prefix("grub_cmd "))
+    {
         if command.starts_with("linux") || command.starts_with("initrd") {
             let kind = if command.starts_with("linux") {
                 "boot.grub.linux"
@@ -507,6 +515,54 @@ mod tests {
         assert_eq!(secure_boot.status, ClaimStatus::Verified);
         assert_eq!(secure_boot.provenance.event, 1);
         assert_eq!(secure_boot.provenance.pcr, 7);
+    }
+
+    #[test]
+    fn grub_command_lines_in_both_spellings_are_claimed_and_checked() {
+        // Upstream GRUB: "kernel_cmdline: …", measured without prefix and NUL.
+        // Red Hat's GRUB: "grub_kernel_cmdline …" / "grub_cmd linux …", measured whole, NUL included.
+        let upstream = b"kernel_cmdline: root=/dev/sda1 ro\0".to_vec();
+        let redhat = b"grub_kernel_cmdline (hd0,gpt2)/vmlinuz root=UUID=f3 ro\0".to_vec();
+        let linux = b"grub_cmd linux (hd0,gpt2)/vmlinuz root=UUID=f3 ro\0".to_vec();
+        let log = parse(&agile_log(&[
+            (8, EV_IPL, sha256(b"root=/dev/sda1 ro"), upstream),
+            (8, EV_IPL, sha256(&redhat), redhat.clone()),
+            (8, EV_IPL, sha256(&linux), linux),
+            (8, EV_IPL, sha256(b"something else"), redhat),
+        ]))
+        .unwrap();
+        let claims = claims(&log);
+        let lines: Vec<(&ClaimValue, &ClaimStatus)> = claims
+            .iter()
+            .filter(|c| c.name == "boot.kernel_cmdline")
+            .map(|c| (&c.value, &c.status))
+            .collect();
+        assert_eq!(lines.len(), 3, "{claims:#?}");
+        assert_eq!(
+            lines[0],
+            (
+                &ClaimValue::Text("root=/dev/sda1 ro".into()),
+                &ClaimStatus::Verified
+            )
+        );
+        assert_eq!(
+            lines[1],
+            (
+                &ClaimValue::Text("(hd0,gpt2)/vmlinuz root=UUID=f3 ro".into()),
+                &ClaimStatus::Verified
+            )
+        );
+        assert!(
+            matches!(lines[2].1, ClaimStatus::Failed(_)),
+            "{:?}",
+            lines[2]
+        );
+        let linux = find(&claims, "boot.grub.linux");
+        assert_eq!(
+            linux.value,
+            ClaimValue::Text("linux (hd0,gpt2)/vmlinuz root=UUID=f3 ro".into())
+        );
+        assert_eq!(linux.status, ClaimStatus::Verified);
     }
 
     #[test]
