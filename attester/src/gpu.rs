@@ -64,6 +64,9 @@ fn read_limited(path: &std::path::Path) -> Result<Vec<u8>, String> {
 /// NVIDIA GPUs through NVML. A host without NVML or GPUs has no GPU evidence; a GPU whose
 /// report cannot be fetched is still listed (inventory only), so the verifier sees it.
 fn nvml_evidence(nonce: &[u8; 32]) -> Vec<GpuEvidence> {
-    let _ = nonce;
-    Vec::new()
+    let collection = crate::nvml::collect(nonce);
+    for problem in &collection.problems {
+        eprintln!("vigil-attester: GPU: {problem}");
+    }
+    collection.gpus
 }

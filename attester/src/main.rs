@@ -2,6 +2,7 @@
 
 mod collect;
 mod gpu;
+mod nvml;
 mod push;
 mod service;
 mod tpm;
@@ -36,6 +37,13 @@ enum Command {
     Serve(ServeArgs),
     /// Make one quote and write it in tpm2-tools' formats (for `tpm2_checkquote`).
     Quote(QuoteArgs),
+    /// Show what NVML reports for this host's GPUs (inventory, CC mode, and with a nonce the
+    /// signed reports), without a TPM: a quick check of the GPU collector.
+    Gpus {
+        /// 32-byte nonce, hex, for the attestation reports (default: all zero).
+        #[arg(long)]
+        nonce: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -118,6 +126,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Quote(args) => quote(args),
+        Command::Gpus { nonce } => gpus(nonce.as_deref()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,6 +138,45 @@ fn main() -> ExitCode {
 }
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+fn gpus(nonce: Option<&str>) -> Result<(), AnyError> {
+    let nonce: [u8; 32] = match nonce {
+        Some(text) => hex::decode(text.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or("--nonce must be 32 bytes of hex")?,
+        None => [0; 32],
+    };
+    let collection = crate::nvml::collect(&nonce);
+    for gpu in &collection.gpus {
+        println!(
+            "GPU {}: {} uuid={} driver={} vbios={} inforom={} cc_mode={} report={} bytes chain={} certificates",
+            gpu.index,
+            gpu.name,
+            gpu.uuid,
+            gpu.driver_version,
+            gpu.vbios_version,
+            gpu.inforom_version,
+            if gpu.cc_mode.is_empty() {
+                "unknown"
+            } else {
+                gpu.cc_mode.as_str()
+            },
+            gpu.report.len(),
+            gpu.cert_chain_pem.matches("BEGIN CERTIFICATE").count()
+        );
+        if !gpu.report.is_empty() {
+            println!("  report (hex): {}", hex::encode(&gpu.report));
+        }
+    }
+    if collection.gpus.is_empty() {
+        println!("no GPU evidence");
+    }
+    for problem in &collection.problems {
+        println!("note: {problem}");
+    }
+    Ok(())
+}
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -175,7 +175,7 @@ fn bit_string(bytes: &[u8]) -> Vec<u8> {
     der(0x03, &[&[0u8][..], bytes].concat())
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
     let encoded = base64(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in encoded.as_bytes().chunks(64) {

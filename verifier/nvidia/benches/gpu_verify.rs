@@ -1,17 +1,21 @@
 //! GPU evidence verification cost on NVIDIA's own Hopper sample: the whole check (report
 //! parse, device chain to the pinned root, P-384 report signature, FWID binding, nonce, and
 //! both RIMs' XML-DSig signatures, signer chains and the 33 golden measurements) with a cold
-//! and a warm device-chain cache, next to one RIM signature check alone.
+//! and a warm device-chain cache, next to the same without RIMs, one RIM signature check
+//! alone and one bare report signature check (the unit cost).
 //! `cargo bench -p vigil-nvidia --bench gpu_verify` (reads `$VIGIL_FIXTURES`, default
 //! `../shared/fixtures`; skipped when absent).
 
 use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use vigil_nvidia::chain::pem_certificates;
 use vigil_nvidia::rim::check_rim_signature;
 use vigil_nvidia::roots::rim_root_der;
+use vigil_nvidia::signature::verify_report_signature;
 use vigil_nvidia::{
-    ChainCache, RimStore, Verdict, VerifyOptions, parse_rfc3339, verify_gpu_evidence_with,
+    ChainCache, RimStore, Verdict, VerifyOptions, parse_report_input, parse_rfc3339,
+    verify_gpu_evidence_with,
 };
 
 const REPORT: &str = "nv-local-gpu-verifier-2.7.3/samples/hopperAttestationReport.txt";
@@ -77,6 +81,12 @@ fn bench(c: &mut Criterion) {
         format!("driver RIM signature + chain ({} bytes)", driver_rim.len()),
         |b| b.iter(|| check_rim_signature("driver", black_box(&driver_rim), &rim_root, at)),
     );
+    // The unit cost: every check above is dominated by P-384 verifications like this one.
+    let parsed = parse_report_input(&report).unwrap();
+    let leaf = pem_certificates(&chain).unwrap().remove(0);
+    group.bench_function("report signature alone (leaf key + 1 P-384 verify)", |b| {
+        b.iter(|| verify_report_signature(black_box(&parsed), black_box(&leaf)).unwrap())
+    });
     group.finish();
 }
 
