@@ -104,6 +104,53 @@ fn gpu_evidence_is_bound_to_the_nonce_and_the_quote() {
     assert_eq!(value("gpu[0].driver_version").as_deref(), Some("550.90.07"));
     assert_eq!(value("gpu.count").as_deref(), Some("1"));
 
+    // The same through the verifier itself, at that time, against a GPU baseline: the host
+    // passes (warning: no OCSP answer offline), and the registry records the GPU's identity.
+    let store = vigil_verifier::store::Store::in_memory().unwrap();
+    store
+        .insert_nonce(&sample_nonce, "hgx-1", at, at + 60)
+        .unwrap();
+    let verifier = vigil_verifier::attest::Verifier::new(
+        store,
+        vigil_verifier::attest::VerifierConfig {
+            allow_tofu: true,
+            ..Default::default()
+        },
+    )
+    .with_rims(vigil_nvidia::RimStore::load_dir(&root.join("nvidia-rims-matching")).unwrap());
+    let baseline = "format = 1\nname = \"hgx\"\n[identity]\nak_trust = [\"tofu\"]\n[gpu]\ncount = 1\n\
+        driver_versions = [\"550.90.07\"]\nmin_vbios_version = \"96.00.74.00.01\"\nrequire_cc_mode = false\n";
+    verifier
+        .put_baseline("hgx.toml", baseline, None, "test", "gpu host", at)
+        .unwrap();
+    verifier
+        .assign_baseline("default", "hgx", "test", "gpu host", at)
+        .unwrap();
+    let report = verifier
+        .appraise("hgx-1", Some(&sample_nonce), &evidence, at)
+        .unwrap();
+    assert_eq!(
+        report.verdict,
+        vigil_verifier::report::Verdict::Pass,
+        "{}",
+        report.render_text()
+    );
+    assert_eq!(report.status, "warning", "{}", report.render_text());
+    let appraisal = report.appraisal.as_ref().unwrap();
+    let not_met: Vec<&str> = appraisal.failures().map(|r| r.rule.as_str()).collect();
+    assert_eq!(not_met, ["gpu.revocation"], "{}", report.render_text());
+    assert_eq!(appraisal.submods["gpu0"].status, vigil_ear::Status::Warning);
+    let identities = verifier
+        .with_store(|s| s.gpu_identities("hgx-1"))
+        .unwrap()
+        .unwrap();
+    let identities: serde_json::Value = serde_json::from_str(&identities).unwrap();
+    assert_eq!(identities[0]["device"], "hopper", "{identities}");
+    assert!(
+        identities[0]["device_certificate_serial"].is_string(),
+        "{identities}"
+    );
+
     // A swapped GPU report: the quote does not commit to it (and it answers another nonce).
     let mut swapped = evidence.clone();
     swapped.gpus[0].report = std::fs::read(&other).unwrap();

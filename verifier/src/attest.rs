@@ -420,6 +420,11 @@ impl Verifier {
         };
         let evidence_bytes = prost::Message::encode_to_vec(evidence);
         store.record_verdict(node_id, nonce, now, verdict, &json, &evidence_bytes)?;
+        if report.verdict == Verdict::Pass
+            && let Some(claims) = &report.host_claims
+        {
+            store.set_gpu_identities(node_id, &gpu_identities(claims).to_string())?;
+        }
         Ok(report)
     }
 
@@ -526,6 +531,31 @@ impl Verifier {
         crate::impact::impact(&store, &compiled, &baseline::content_digest(text), group)
             .map_err(VerifierError::from)
     }
+}
+
+/// The identities of the GPUs a host proved with signed reports (for the registry).
+fn gpu_identities(claims: &ClaimSet) -> serde_json::Value {
+    let value = |name: String| {
+        claims
+            .get(&name)
+            .filter(|c| c.trust.usable())
+            .and_then(|c| c.value.as_ref())
+            .map(ToString::to_string)
+    };
+    claims
+        .gpu_indices()
+        .into_iter()
+        .filter(|i| value(format!("gpu[{i}].evidence")).as_deref() == Some("signed"))
+        .map(|i| {
+            serde_json::json!({
+                "index": i,
+                "uuid": value(format!("gpu[{i}].uuid")),
+                "device": value(format!("gpu[{i}].device")),
+                "hwmodel": value(format!("gpu[{i}].hwmodel")),
+                "device_certificate_serial": value(format!("gpu[{i}].device_serial")),
+            })
+        })
+        .collect()
 }
 
 /// A stored baseline version, compiled for appraisal.

@@ -874,22 +874,32 @@ fn list_nodes(db: &std::path::Path, only: Option<&str>, json: bool) -> Result<Ve
                     "last_seen": n.last_seen,
                     "last_verdict": n.last_verdict,
                     "status": n.status,
+                    "gpus": store
+                        .gpu_identities(&n.node_id)
+                        .ok()
+                        .and_then(|g| serde_json::from_str::<serde_json::Value>(&g).ok()),
                 })
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!(
-            "{:<24}  {:<10}  {:<15}  {:<8}  last seen (UTC)",
-            "node", "group", "AK trust", "verdict"
+            "{:<24}  {:<10}  {:<15}  {:<10}  {:>4}  last seen (UTC)",
+            "node", "group", "AK trust", "status", "GPUs"
         );
         for n in &nodes {
+            let gpus = store
+                .gpu_identities(&n.node_id)
+                .ok()
+                .and_then(|g| serde_json::from_str::<Vec<serde_json::Value>>(&g).ok())
+                .map_or(0, |g| g.len());
             println!(
-                "{:<24}  {:<10}  {:<15}  {:<10}  {}",
+                "{:<24}  {:<10}  {:<15}  {:<10}  {:>4}  {}",
                 n.node_id,
                 n.group,
                 n.ak_trust,
                 n.status,
+                gpus,
                 format_unix_utc(n.last_seen)
             );
         }

@@ -96,6 +96,8 @@ const MIGRATIONS: &[&str] = &[
         author       TEXT NOT NULL,
         reason       TEXT NOT NULL
      );",
+    // 5: the device identities of a node's GPUs, from its last passing verdict.
+    "ALTER TABLE nodes ADD COLUMN gpu_identities TEXT NOT NULL DEFAULT '[]';",
 ];
 
 /// A node's status as orchestrators see it.
@@ -623,6 +625,31 @@ impl Store {
             .map_err(db("read status changes"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(db("read status change row"))
+    }
+
+    /// Records the GPUs a node proved (JSON list), from a passing verdict.
+    pub fn set_gpu_identities(&self, node_id: &str, identities: &str) -> Result<(), StoreError> {
+        self.connection
+            .execute(
+                "UPDATE nodes SET gpu_identities = ?2 WHERE node_id = ?1",
+                params![node_id, identities],
+            )
+            .map_err(db("record GPU identities"))?;
+        Ok(())
+    }
+
+    /// The GPUs a node last proved (JSON list; `[]` when none or unknown node).
+    pub fn gpu_identities(&self, node_id: &str) -> Result<String, StoreError> {
+        Ok(self
+            .connection
+            .query_row(
+                "SELECT gpu_identities FROM nodes WHERE node_id = ?1",
+                params![node_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db("read GPU identities"))?
+            .unwrap_or_else(|| "[]".to_owned()))
     }
 
     pub fn latest_status_seq(&self) -> Result<i64, StoreError> {
