@@ -253,6 +253,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ),
     ("boot.apps[*].path", "file path of a booted EFI application"),
     (
+        "boot.authorities[*]",
+        "Secure Boot authority (db/MokList/Shim certificate or hash) that verified a boot application",
+    ),
+    (
         "boot.kernel_cmdline",
         "kernel command line as measured by the boot loader",
     ),

@@ -63,6 +63,7 @@ const EV_EFI_BOOT_SERVICES_APPLICATION: u32 = 0x8000_0003;
 const EV_EFI_GPT_EVENT: u32 = 0x8000_0006;
 const EV_EFI_ACTION: u32 = 0x8000_0007;
 const EV_EFI_VARIABLE_BOOT2: u32 = 0x8000_000c;
+const EV_EFI_VARIABLE_AUTHORITY: u32 = 0x8000_00e0;
 
 /// Does the data hash to every digest Vigil can compute? `alternatives` are other byte
 /// strings the profile allows the digest to cover (e.g. only the variable's value).
@@ -125,8 +126,15 @@ fn sha256_hex(data: &[u8]) -> String {
 pub fn claims(log: &EventLog) -> Vec<Claim> {
     let mut out = Vec::new();
     let mut app_index = 0;
+    let mut authority_index = 0;
     for event in &log.events {
         match event.event_type {
+            EV_EFI_VARIABLE_AUTHORITY => {
+                if let Some(claim) = authority_claim(log, event, authority_index) {
+                    out.push(claim);
+                    authority_index += 1;
+                }
+            }
             EV_EFI_VARIABLE_DRIVER_CONFIG => secure_boot_claims(log, event, &mut out),
             EV_EFI_VARIABLE_BOOT | EV_EFI_VARIABLE_BOOT2 => {
                 boot_variable_claims(log, event, &mut out)
@@ -292,6 +300,49 @@ fn secure_boot_claims(log: &EventLog, event: &Event, out: &mut Vec<Claim>) {
         }
         _ => {}
     }
+}
+
+/// The Secure Boot authority (a db/MokList/Shim certificate or hash) that verified a boot
+/// application. The digest covers the whole event data, trailing bytes included.
+fn authority_claim(log: &EventLog, event: &Event, index: usize) -> Option<Claim> {
+    let (variable, trailing) = VariableData::parse_prefix(&event.data)?;
+    let value = variable.data;
+    // EFI_SIGNATURE_DATA (owner GUID, then the certificate or hash); "Shim" holds a bare
+    // certificate.
+    let is_certificate = |bytes: &[u8]| {
+        use x509_parser::prelude::FromDer;
+        x509_parser::certificate::X509Certificate::from_der(bytes).is_ok()
+    };
+    // Shim also logs its own state this way (SbatLevel text, MokListTrusted flag).
+    let summary = if is_certificate(value) {
+        certificate_summary(value)
+    } else if let Some(rest) = value.get(16..).filter(|rest| is_certificate(rest)) {
+        certificate_summary(rest)
+    } else if let Some(text) = printable(value) {
+        format!("value {:?}", text.trim_end())
+    } else if variable.name == "db" && value.len() == 48 {
+        format!("hash={}", hex::encode(value.get(16..).unwrap_or_default()))
+    } else if value.len() <= 64 {
+        format!("value {}", hex::encode(value))
+    } else {
+        format!("value sha256={}", sha256_hex(value))
+    };
+    let mut text = format!("{}: {summary}", variable.name);
+    if trailing > 0 {
+        text.push_str(&format!(" ({trailing} bytes after the variable)"));
+    }
+    // The digest normally covers the whole event data; with trailing bytes, also try the
+    // variable alone.
+    let variable_only = event
+        .data
+        .get(..event.data.len().saturating_sub(trailing))
+        .unwrap_or_default();
+    Some(claim(
+        format!("boot.authorities[{index}]"),
+        ClaimValue::Text(text),
+        data_status(log, event, &[variable_only]),
+        event,
+    ))
 }
 
 fn certificate_summary(der: &[u8]) -> String {
@@ -563,6 +614,44 @@ mod tests {
             ClaimValue::Text("linux (hd0,gpt2)/vmlinuz root=UUID=f3 ro".into())
         );
         assert_eq!(linux.status, ClaimStatus::Verified);
+    }
+
+    #[test]
+    fn secure_boot_authorities_are_claimed_never_skipped() {
+        let mut signature_data = vec![0x77u8; 16]; // owner GUID
+        signature_data.extend([0xabu8; 32]); // a db SHA-256 entry
+        let db = variable("db", &signature_data);
+        let sbat = variable("SbatLevel", b"sbat,1,2021030218\n");
+        // Firmware that logs bytes after the variable: reported, and checked as logged.
+        let mut trailing = variable("db", &signature_data);
+        trailing.extend([0u8; 6]);
+        let log = parse(&agile_log(&[
+            (7, EV_EFI_VARIABLE_AUTHORITY, sha256(&db), db.clone()),
+            (7, EV_EFI_VARIABLE_AUTHORITY, sha256(&sbat), sbat),
+            (7, EV_EFI_VARIABLE_AUTHORITY, sha256(&trailing), trailing),
+            (7, EV_EFI_VARIABLE_AUTHORITY, sha256(b"other"), db),
+        ]))
+        .unwrap();
+        let claims = claims(&log);
+        let authorities: Vec<&Claim> = claims
+            .iter()
+            .filter(|c| c.name.starts_with("boot.authorities["))
+            .collect();
+        assert_eq!(authorities.len(), 4, "{claims:#?}");
+        assert_eq!(
+            authorities[0].value,
+            ClaimValue::Text(format!("db: hash={}", "ab".repeat(32)))
+        );
+        assert_eq!(authorities[0].status, ClaimStatus::Verified);
+        assert_eq!(
+            authorities[1].value,
+            ClaimValue::Text("SbatLevel: value \"sbat,1,2021030218\"".into())
+        );
+        assert!(
+            matches!(&authorities[2].value, ClaimValue::Text(t) if t.ends_with("(6 bytes after the variable)"))
+        );
+        assert_eq!(authorities[2].status, ClaimStatus::Verified);
+        assert!(matches!(authorities[3].status, ClaimStatus::Failed(_)));
     }
 
     #[test]

@@ -37,25 +37,33 @@ fn le_u32(data: &[u8], at: usize) -> Option<u32> {
 impl<'a> VariableData<'a> {
     /// None unless `data` is exactly one well-formed UEFI_VARIABLE_DATA.
     pub fn parse(data: &'a [u8]) -> Option<VariableData<'a>> {
+        let (variable, trailing) = Self::parse_prefix(data)?;
+        (trailing == 0).then_some(variable)
+    }
+
+    /// A well-formed UEFI_VARIABLE_DATA at the start of `data`, and how many bytes follow it
+    /// (some firmware logs EV_EFI_VARIABLE_AUTHORITY events with bytes after the variable).
+    pub fn parse_prefix(data: &'a [u8]) -> Option<(VariableData<'a>, usize)> {
         let guid: [u8; 16] = data.get(..16)?.try_into().ok()?;
         let name_units = usize::try_from(le_u64(data, 16)?).ok()?;
         let data_len = usize::try_from(le_u64(data, 24)?).ok()?;
         let name_end = 32usize.checked_add(name_units.checked_mul(2)?)?;
         let data_end = name_end.checked_add(data_len)?;
-        if data_end != data.len() {
-            return None;
-        }
+        let trailing = data.len().checked_sub(data_end)?;
         let units: Vec<u16> = data
             .get(32..name_end)?
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]))
             .collect();
         let name = String::from_utf16(units.strip_suffix(&[0]).unwrap_or(&units)).ok()?;
-        Some(VariableData {
-            guid,
-            name,
-            data: data.get(name_end..data_end)?,
-        })
+        Some((
+            VariableData {
+                guid,
+                name,
+                data: data.get(name_end..data_end)?,
+            },
+            trailing,
+        ))
     }
 }
 
