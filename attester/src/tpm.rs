@@ -145,6 +145,9 @@ pub struct Tpm {
     ak: KeyHandle,
     ak_public: Public,
     ak_name: Vec<u8>,
+    /// The EK derived once: deriving an RSA EK takes a prime search in the TPM (hundreds of
+    /// milliseconds), and its public area cannot change while the AK under it still loads.
+    ek_cache: Option<(EkAlgorithm, EndorsementKey)>,
 }
 
 impl Tpm {
@@ -166,6 +169,7 @@ impl Tpm {
             ak,
             ak_public,
             ak_name: name.value().to_vec(),
+            ek_cache: None,
         })
     }
 
@@ -284,6 +288,7 @@ impl Tpm {
 }
 
 /// The EK as the attester presents it for registration.
+#[derive(Debug, Clone)]
 pub struct EndorsementKey {
     /// TPM2B_PUBLIC of the TCG default RSA-2048 EK.
     pub public: Vec<u8>,
@@ -299,6 +304,17 @@ impl Tpm {
 
     /// The TCG default EK's public area and certificate.
     pub fn endorsement_key(&mut self) -> Result<EndorsementKey, TpmError> {
+        if let Some((algorithm, ek)) = &self.ek_cache
+            && *algorithm == self.ek_algorithm
+        {
+            return Ok(ek.clone());
+        }
+        let ek = self.derive_endorsement_key()?;
+        self.ek_cache = Some((self.ek_algorithm, ek.clone()));
+        Ok(ek)
+    }
+
+    fn derive_endorsement_key(&mut self) -> Result<EndorsementKey, TpmError> {
         let ek = ek::create_ek_object_2(&mut self.context, self.ek_algorithm.selection(), None)
             .map_err(tpm_step("create the EK"))?;
         let public = self.context.read_public(ek);

@@ -16,10 +16,16 @@ fuzz_target!(|data: &[u8]| {
         let _ = report.to_string();
         let _ = (report.signed_bytes(), report.signature(), report.bytes());
         for index in 0..=u8::MAX {
-            let _ = report.block(index).map(|b| (b.is_raw_bit_stream(), b.value_kind()));
+            let _ = report
+                .block(index)
+                .map(|b| (b.is_raw_bit_stream(), b.value_kind()));
         }
         let opaque = &report.response.opaque;
-        let _ = (opaque.driver_version(), opaque.vbios_version(), opaque.chip_sku());
+        let _ = (
+            opaque.driver_version(),
+            opaque.vbios_version(),
+            opaque.chip_sku(),
+        );
         let _ = (opaque.project(), opaque.project_sku(), opaque.fwid());
         let _ = (opaque.feature_flag(), opaque.protected_pcie_status());
         let _ = (opaque.nvdec0_status(), opaque.opaque_data_version());
