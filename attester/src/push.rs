@@ -11,28 +11,7 @@ use vigil_proto::v1::{AttestRequest, ChallengeRequest, Verdict};
 
 use crate::collect::Collector;
 
-/// `host:port` becomes `http://host:port` (`https://` with TLS); explicit schemes are kept.
-fn endpoint_uri(address: &str, tls: bool) -> String {
-    if address.contains("://") {
-        address.to_owned()
-    } else if tls {
-        format!("https://{address}")
-    } else {
-        format!("http://{address}")
-    }
-}
-
-/// The host part of a URI, the name the verifier's certificate must carry.
-fn host_of(uri: &str) -> &str {
-    let rest = uri.split_once("://").map_or(uri, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _)| host),
-    }
-}
+use vigil_tls::{endpoint_uri, host_of};
 
 async fn connect(
     verifier: &str,

@@ -215,4 +215,30 @@ fn roles_decide_what_each_certificate_may_do() {
         Err(tonic::Code::PermissionDenied)
     );
     assert_eq!(call_attester(vigil_tls::Role::Verifier), Ok(()));
+
+    // An attester certificate naming its node (dev-certs: "dev-node") challenges only as
+    // itself: it cannot obtain nonces, or submit evidence, for another node.
+    let challenge = |node_id: &str| {
+        let tls =
+            vigil_tls::client_tls_config_from_dir(&certs, vigil_tls::Role::Attester, "127.0.0.1")
+                .unwrap();
+        runtime.block_on(async {
+            let channel = Endpoint::from_shared(url.clone())
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            vigil_proto::v1::verifier_client::VerifierClient::new(channel)
+                .challenge(vigil_proto::v1::ChallengeRequest {
+                    node_id: node_id.into(),
+                })
+                .await
+                .map(|_| ())
+                .map_err(|s| s.code())
+        })
+    };
+    assert_eq!(challenge("lab-node"), Err(tonic::Code::PermissionDenied));
+    assert_eq!(challenge(vigil_tls::DEV_NODE_ID), Ok(()));
 }

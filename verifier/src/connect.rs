@@ -28,35 +28,12 @@ impl ClientTls {
 
     /// The TLS configuration for a server at `uri`: its name is checked against `uri`'s host.
     pub fn config_for(&self, uri: &str) -> Result<ClientTlsConfig, String> {
-        let host = host_of(uri);
-        vigil_tls::client_tls_config_from_dir(&self.dir, self.role, &host)
+        vigil_tls::client_tls_config_from_dir(&self.dir, self.role, host_of(uri))
             .map_err(|e| format!("client certificate ({}): {e}", self.role.as_str()))
     }
 }
 
-/// The host part of `scheme://host:port/...` (brackets of IPv6 literals removed).
-fn host_of(uri: &str) -> String {
-    let rest = uri.split_once("://").map_or(uri, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    if let Some(v6) = authority.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or(v6).to_owned();
-    }
-    authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _)| host)
-        .to_owned()
-}
-
-/// `host:port` becomes `http://host:port`, or `https://` with TLS; explicit schemes are kept.
-pub fn endpoint_uri(address: &str, tls: bool) -> String {
-    if address.contains("://") {
-        address.to_owned()
-    } else if tls {
-        format!("https://{address}")
-    } else {
-        format!("http://{address}")
-    }
-}
+pub use vigil_tls::{endpoint_uri, host_of};
 
 /// An endpoint for `address` with timeouts and, when `tls` is given, mutual TLS.
 pub fn endpoint(address: &str, tls: Option<&ClientTls>) -> Result<(Endpoint, String), String> {
@@ -84,17 +61,4 @@ pub async fn channel(address: &str, tls: Option<&ClientTls>) -> Result<Channel, 
                 .unwrap_or_default()
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn hosts_are_taken_from_uris() {
-        assert_eq!(super::host_of("https://localhost:7444"), "localhost");
-        assert_eq!(super::host_of("https://127.0.0.1:1/x"), "127.0.0.1");
-        assert_eq!(super::host_of("https://[::1]:7444"), "::1");
-        assert_eq!(super::host_of("node-7:7443"), "node-7");
-        assert_eq!(super::endpoint_uri("a:1", true), "https://a:1");
-        assert_eq!(super::endpoint_uri("http://a:1", true), "http://a:1");
-    }
 }

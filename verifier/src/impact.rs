@@ -29,6 +29,34 @@ pub struct ImpactReport {
     pub nodes: Vec<NodeImpact>,
 }
 
+impl From<NodeImpact> for vigil_proto::v1::NodeImpact {
+    fn from(n: NodeImpact) -> Self {
+        vigil_proto::v1::NodeImpact {
+            node_id: n.node_id,
+            group: n.group,
+            current_status: n.current_status,
+            proposed_status: n.proposed_status,
+            changes: n.changes,
+            reasons: n.reasons,
+            evidence_time_unix: n.evidence_time,
+        }
+    }
+}
+
+impl From<vigil_proto::v1::NodeImpact> for NodeImpact {
+    fn from(n: vigil_proto::v1::NodeImpact) -> Self {
+        NodeImpact {
+            node_id: n.node_id,
+            group: n.group,
+            current_status: n.current_status,
+            proposed_status: n.proposed_status,
+            changes: n.changes,
+            reasons: n.reasons,
+            evidence_time: n.evidence_time_unix,
+        }
+    }
+}
+
 impl ImpactReport {
     pub fn changed(&self) -> impl Iterator<Item = &NodeImpact> {
         self.nodes.iter().filter(|n| n.changes)

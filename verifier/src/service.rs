@@ -231,27 +231,6 @@ impl BaselinesService {
 /// Largest baseline accepted over gRPC (the file format's own limit).
 const MAX_BASELINE_REQUEST: usize = crate::baseline::file::MAX_BASELINE_BYTES;
 
-fn baseline_version(
-    stored: &crate::store_baselines::StoredBaseline,
-    with_body: bool,
-) -> v1::BaselineVersion {
-    v1::BaselineVersion {
-        name: stored.name.clone(),
-        version: stored.version,
-        sha256: stored.sha256.clone(),
-        author: stored.author.clone(),
-        reason: stored.reason.clone(),
-        created_at_unix: stored.created_at,
-        toml: if with_body {
-            stored.body.clone()
-        } else {
-            String::new()
-        },
-        signed_by: stored.signed_by.clone().unwrap_or_default(),
-        rules: i32::try_from(stored.rules).unwrap_or(i32::MAX),
-    }
-}
-
 fn baseline_status(error: VerifierError) -> Status {
     match error {
         VerifierError::Baseline(reason) => Status::invalid_argument(reason),
@@ -294,7 +273,7 @@ impl v1::baselines_server::Baselines for BaselinesService {
             )
         })
         .await?;
-        Ok(Response::new(baseline_version(&stored, false)))
+        Ok(Response::new(stored.to_proto(false)))
     }
 
     async fn get(
@@ -311,7 +290,7 @@ impl v1::baselines_server::Baselines for BaselinesService {
         })
         .await?
         .ok_or_else(|| Status::not_found("no such baseline version"))?;
-        Ok(Response::new(baseline_version(&stored, true)))
+        Ok(Response::new(stored.to_proto(true)))
     }
 
     async fn list(
@@ -331,10 +310,7 @@ impl v1::baselines_server::Baselines for BaselinesService {
         })
         .await?;
         Ok(Response::new(v1::ListBaselinesResponse {
-            baselines: baselines
-                .iter()
-                .map(|b| baseline_version(b, false))
-                .collect(),
+            baselines: baselines.iter().map(|b| b.to_proto(false)).collect(),
             assignments: assignments.into_iter().collect(),
         }))
     }
@@ -382,19 +358,7 @@ impl v1::baselines_server::Baselines for BaselinesService {
         .await?;
         Ok(Response::new(v1::ImpactResponse {
             baseline: report.baseline,
-            nodes: report
-                .nodes
-                .into_iter()
-                .map(|n| v1::NodeImpact {
-                    node_id: n.node_id,
-                    group: n.group,
-                    current_status: n.current_status,
-                    proposed_status: n.proposed_status,
-                    changes: n.changes,
-                    reasons: n.reasons,
-                    evidence_time_unix: n.evidence_time,
-                })
-                .collect(),
+            nodes: report.nodes.into_iter().map(Into::into).collect(),
         }))
     }
 }

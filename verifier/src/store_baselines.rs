@@ -22,6 +22,27 @@ pub struct StoredBaseline {
     pub rules: i64,
 }
 
+impl StoredBaseline {
+    /// The gRPC form; `with_body` includes the file (Get), List leaves it out.
+    pub fn to_proto(&self, with_body: bool) -> vigil_proto::v1::BaselineVersion {
+        vigil_proto::v1::BaselineVersion {
+            name: self.name.clone(),
+            version: self.version,
+            sha256: self.sha256.clone(),
+            author: self.author.clone(),
+            reason: self.reason.clone(),
+            created_at_unix: self.created_at,
+            toml: if with_body {
+                self.body.clone()
+            } else {
+                String::new()
+            },
+            signed_by: self.signed_by.clone().unwrap_or_default(),
+            rules: i32::try_from(self.rules).unwrap_or(i32::MAX),
+        }
+    }
+}
+
 /// A new version to store (its number is assigned by the store).
 pub struct NewBaseline<'a> {
     pub name: &'a str,

@@ -286,20 +286,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
                         ))
                     })??;
                     v1::ListBaselinesResponse {
-                        baselines: baselines
-                            .into_iter()
-                            .map(|b| v1::BaselineVersion {
-                                name: b.name,
-                                version: b.version,
-                                sha256: b.sha256,
-                                author: b.author,
-                                reason: b.reason,
-                                created_at_unix: b.created_at,
-                                toml: String::new(),
-                                signed_by: b.signed_by.unwrap_or_default(),
-                                rules: i32::try_from(b.rules).unwrap_or(i32::MAX),
-                            })
-                            .collect(),
+                        baselines: baselines.iter().map(|b| b.to_proto(false)).collect(),
                         assignments: assignments.into_iter().collect(),
                     }
                 }
@@ -466,19 +453,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
                         .into_inner();
                     Ok::<_, AnyError>(vigil_verifier::impact::ImpactReport {
                         baseline: reply.baseline,
-                        nodes: reply
-                            .nodes
-                            .into_iter()
-                            .map(|n| vigil_verifier::impact::NodeImpact {
-                                node_id: n.node_id,
-                                group: n.group,
-                                current_status: n.current_status,
-                                proposed_status: n.proposed_status,
-                                changes: n.changes,
-                                reasons: n.reasons,
-                                evidence_time: n.evidence_time_unix,
-                            })
-                            .collect(),
+                        nodes: reply.nodes.into_iter().map(Into::into).collect(),
                     })
                 })?,
                 None => open_verifier(&target.store)?.impact(&text, group.as_deref())?,

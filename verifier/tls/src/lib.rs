@@ -31,6 +31,7 @@
 //! - **Crypto**: rustls with the ring provider only (tonic `tls-ring`, rcgen `ring`); no
 //!   aws-lc, no C crypto.
 
+mod address;
 mod caller;
 mod config;
 mod dev_certs;
@@ -39,6 +40,7 @@ mod layer;
 pub mod policy;
 mod role;
 
+pub use address::{endpoint_uri, host_of};
 pub use caller::{
     Caller, MAX_CERTIFICATE_DER, MAX_NODE_ID_LEN, MAX_SUBJECT_ALT_NAMES, caller_from_certificate,
 };
