@@ -475,11 +475,7 @@ impl Verifier {
                 )));
             }
         };
-        if author.trim().is_empty() || reason.trim().is_empty() {
-            return Err(VerifierError::InvalidRequest(
-                "a baseline change needs an author and a reason".into(),
-            ));
-        }
+        check_who_and_why(author, reason)?;
         let digest = baseline::content_digest(text);
         Ok(self
             .store()?
@@ -508,11 +504,7 @@ impl Verifier {
         {
             return Err(VerifierError::InvalidRequest("invalid group name".into()));
         }
-        if author.trim().is_empty() || reason.trim().is_empty() {
-            return Err(VerifierError::InvalidRequest(
-                "a baseline assignment needs an author and a reason".into(),
-            ));
-        }
+        check_who_and_why(author, reason)?;
         Ok(self
             .store()?
             .assign_baseline(group, name, author, reason, now)?)
@@ -556,6 +548,26 @@ fn gpu_identities(claims: &ClaimSet) -> serde_json::Value {
             })
         })
         .collect()
+}
+
+/// Longest author or reason recorded with a baseline change.
+const MAX_CHANGE_TEXT: usize = 1024;
+
+/// Every baseline change says who and why, in bounded, printable text.
+fn check_who_and_why(author: &str, reason: &str) -> Result<(), VerifierError> {
+    for (field, text) in [("author", author), ("reason", reason)] {
+        if text.trim().is_empty() {
+            return Err(VerifierError::InvalidRequest(format!(
+                "a baseline change needs its {field}"
+            )));
+        }
+        if text.len() > MAX_CHANGE_TEXT || text.chars().any(char::is_control) {
+            return Err(VerifierError::InvalidRequest(format!(
+                "{field} must be at most {MAX_CHANGE_TEXT} bytes of printable text"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A stored baseline version, compiled for appraisal.

@@ -789,3 +789,38 @@ fn captured_baseline_loads_and_affirms_its_own_node() {
         Status::Contraindicated
     );
 }
+
+#[test]
+fn baseline_changes_need_a_bounded_author_and_reason() {
+    let verifier = crate::attest::Verifier::new(
+        crate::store::Store::in_memory().unwrap(),
+        crate::attest::VerifierConfig::default(),
+    );
+    let text = "format = 1\nname = \"b\"\n[boot]\nsecure_boot = true\n";
+    for (author, reason, wanted) in [
+        ("", "r", "needs its author"),
+        ("a", " ", "needs its reason"),
+        ("a", &"x".repeat(2000), "at most 1024 bytes"),
+        ("a\u{7}", "r", "printable"),
+    ] {
+        let error = verifier
+            .put_baseline("b.toml", text, None, author, reason, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(wanted), "{error}");
+    }
+    let stored = verifier
+        .put_baseline("b.toml", text, None, "alice", "why", 1)
+        .unwrap();
+    assert_eq!(stored.version, 1);
+    let error = verifier
+        .assign_baseline("g", "b", "", "r", 2)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("author"), "{error}");
+    let error = verifier
+        .assign_baseline("", "b", "a", "r", 2)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("group"), "{error}");
+}
