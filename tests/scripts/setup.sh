@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what Vigil needs to build, test and run its demo, when it is missing:
-# Debian packages (TPM software stack, software TPM, tpm2-tools, a C compiler) and the
+# Debian packages (TPM software stack, software TPM, tpm2-tools, a C compiler, gcab to build
+# test cabinets) and the
 # rustfmt/clippy components. Sourced by run-tests.sh and demo.sh; safe to run twice.
 set -euo pipefail
 
-VIGIL_APT_PACKAGES=(libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools gcc libc6-dev ca-certificates)
+VIGIL_APT_PACKAGES=(libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools gcc libc6-dev ca-certificates gcab)
 
 vigil_setup() {
   local missing=()

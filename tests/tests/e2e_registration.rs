@@ -342,3 +342,77 @@ fn registration_through_the_registrar_service_then_attestation_through_the_verif
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     assert_eq!(json_of(&out)["ak_trust"], "ek-certified");
 }
+
+/// The vendor CAs delivered the way Microsoft delivers them, in a cabinet (built here with
+/// gcab from the local CA that "manufactured" the TPM): `vigil certs import-tpm-cab` makes a
+/// trust directory registration accepts.
+#[test]
+fn registration_trusts_vendor_cas_imported_from_a_cabinet() {
+    require_tools(&["gcab"]);
+    let ca = EkCa::new();
+    let tpm = Swtpm::start_with_ek_certificate(&ca);
+    let trust = ca.trust_dir();
+    let dir = TempDir::new("cab-import");
+    // TrustedTpm.cab's layout: <vendor>/RootCA and <vendor>/IntermediateCA.
+    let staging = dir.join("staging");
+    for (from, to) in [
+        ("root.pem", "SwtpmLocalCA/RootCA/root.crt"),
+        (
+            "intermediate.pem",
+            "SwtpmLocalCA/IntermediateCA/intermediate.crt",
+        ),
+    ] {
+        let path = staging.join(to);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::copy(trust.join(from), path).unwrap();
+    }
+    let cabinet = dir.join("TrustedTpm.cab");
+    let out = run(std::process::Command::new("gcab")
+        .current_dir(&staging)
+        .arg("-cz")
+        .arg(&cabinet)
+        .args([
+            "SwtpmLocalCA/RootCA/root.crt",
+            "SwtpmLocalCA/IntermediateCA/intermediate.crt",
+        ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let imported = dir.join("ek-roots");
+    let out = vigil(&[
+        "certs",
+        "import-tpm-cab",
+        cabinet.to_str().unwrap(),
+        "--out",
+        imported.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("1 roots, 1 intermediates"),
+        "{}",
+        stdout(&out)
+    );
+
+    let attester = start_attester(&tpm, &dir.join("attester"), "cab-node", &[]);
+    let db = dir.join("vigil.db");
+    let out = register(
+        &attester.address,
+        db.to_str().unwrap(),
+        Some(&imported),
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    // A cabinet that is not one is refused, naming why.
+    std::fs::write(&cabinet, b"MSCF but not really").unwrap();
+    let out = vigil(&[
+        "certs",
+        "import-tpm-cab",
+        cabinet.to_str().unwrap(),
+        "--out",
+        dir.join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("CFHEADER at offset"),
+        "{}",
+        stderr(&out)
+    );
+}

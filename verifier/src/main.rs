@@ -99,6 +99,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// TPM vendor certificates for EK validation.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
     /// Make a local CA and certificates for every role, to try mutual TLS out (not for production).
     DevCerts {
         dir: PathBuf,
@@ -449,6 +454,19 @@ enum GpuCommand {
 }
 
 #[derive(Subcommand)]
+enum CertsCommand {
+    /// Extract Microsoft's TrustedTpm.cab (downloaded by you) into a directory for --ek-roots.
+    ImportTpmCab {
+        file: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace files that exist with other content.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum QuoteCommand {
     /// Check a quote in tpm2-tools' file formats, like `tpm2_checkquote`.
     Verify(QuoteVerifyArgs),
@@ -499,6 +517,9 @@ fn main() -> ExitCode {
         Command::Keys { command } => cli::baseline::keys_command(command),
         Command::Result { command } => cli::baseline::result_command(command),
         Command::DevCerts { dir, force } => dev_certs(&dir, force),
+        Command::Certs {
+            command: CertsCommand::ImportTpmCab { file, out, force },
+        } => import_tpm_cab(&file, &out, force),
     };
     match outcome {
         Ok(Verdict::Pass) => ExitCode::SUCCESS,
@@ -707,6 +728,43 @@ fn verify(args: VerifyArgs) -> Result<Verdict, AnyError> {
         print!("{}", report.render_text());
     }
     Ok(report.verdict)
+}
+
+fn import_tpm_cab(
+    file: &std::path::Path,
+    out: &std::path::Path,
+    force: bool,
+) -> Result<Verdict, AnyError> {
+    use vigil_verifier::registration::cab;
+    let size = std::fs::metadata(file)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .len();
+    if size > cab::MAX_CABINET_BYTES as u64 {
+        return Err(format!("{}: {size} bytes is over the cabinet limit", file.display()).into());
+    }
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let report = cab::import_trust_cabinet(&bytes, out, force)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    for (name, count) in &report.imported {
+        println!(
+            "imported {name} ({count} certificate{})",
+            if *count == 1 { "" } else { "s" }
+        );
+    }
+    for (name, reason) in &report.skipped {
+        println!("skipped  {name}: {reason}");
+    }
+    // Prove the result loads the way `vigil serve --ek-roots` will load it.
+    let trust = vigil_verifier::registration::trust::TrustStore::load_dir(out)?;
+    println!(
+        "{} files imported into {} ({} skipped); as an EK trust directory: {} roots, {} intermediates",
+        report.imported.len(),
+        out.display(),
+        report.skipped.len(),
+        trust.anchor_count(),
+        trust.intermediate_count()
+    );
+    Ok(Verdict::Pass)
 }
 
 fn dev_certs(dir: &std::path::Path, force: bool) -> Result<Verdict, AnyError> {
