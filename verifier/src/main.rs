@@ -129,6 +129,9 @@ pub(crate) struct StoreArgs {
     /// DEVELOPMENT ONLY: trust an unregistered node's AK on first contact instead of failing.
     #[arg(long)]
     tofu: bool,
+    /// Lifetime of a signed attestation result (EAR `exp` - `iat`), in seconds.
+    #[arg(long, default_value_t = vigil_verifier::attest::DEFAULT_RESULT_TTL_SECS)]
+    result_ttl: i64,
     /// Pass nodes whose group has no baseline on authenticity alone (status "warning").
     /// Without it such nodes fail: nothing says what is trusted.
     #[arg(long)]
@@ -541,6 +544,9 @@ pub(crate) fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError>
     if args.nonce_ttl <= 0 {
         return Err("--nonce-ttl must be positive".into());
     }
+    if args.result_ttl <= 0 {
+        return Err("--result-ttl must be positive".into());
+    }
     let store = Store::open(&args.db).map_err(|e| format!("opening {}: {e}", args.db.display()))?;
     let key_path = result_key_path(&args.db);
     let result_key = vigil_ear::ResultSigningKey::load_or_generate(&key_path)
@@ -551,6 +557,7 @@ pub(crate) fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError>
             nonce_ttl_secs: args.nonce_ttl,
             allow_tofu: args.tofu,
             allow_no_baseline: args.allow_no_baseline,
+            result_ttl_secs: args.result_ttl,
             ..VerifierConfig::default()
         },
     )
@@ -848,6 +855,7 @@ fn node_command(command: NodeCommand) -> Result<Verdict, AnyError> {
                 db,
                 nonce_ttl: vigil_verifier::nonce::DEFAULT_NONCE_TTL_SECS,
                 tofu: false,
+                result_ttl: vigil_verifier::attest::DEFAULT_RESULT_TTL_SECS,
                 allow_no_baseline: false,
                 rim_dir: None,
                 baseline_keys: None,
