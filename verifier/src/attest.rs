@@ -263,7 +263,7 @@ impl Verifier {
         let nonce = issued_nonce.unwrap_or(&evidence.nonce);
         // The store is held only to read and to record: the evidence checks below (signatures,
         // replay, GPU chains) run outside the lock, concurrently with other appraisals.
-        let (nonce_outcome, recorded, stored_baseline) = {
+        let (nonce_outcome, recorded, group, stored_baseline) = {
             let store = self.store()?;
             // Freshness first: consuming the nonce makes any retry of this evidence a replay.
             let nonce_outcome = nonce::consume(&store, nonce, node_id, now);
@@ -272,7 +272,7 @@ impl Verifier {
                 .as_ref()
                 .map_or_else(|| "default".to_owned(), |r| r.group.clone());
             let stored_baseline = store.baseline_for_group(&group)?;
-            (nonce_outcome, recorded, stored_baseline)
+            (nonce_outcome, recorded, group, stored_baseline)
         };
         match nonce_outcome {
             Ok(()) => checks.push(Check::pass(
@@ -334,9 +334,6 @@ impl Verifier {
                 check: "ak.known".into(),
             },
         );
-        let group = recorded
-            .as_ref()
-            .map_or_else(|| "default".to_owned(), |r| r.group.clone());
         let appraisal = match stored_baseline {
             Some(stored) => match compile_stored(&stored) {
                 Ok(baseline) => {
