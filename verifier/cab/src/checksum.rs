@@ -31,10 +31,9 @@ pub fn checksum(data: &[u8], seed: u32) -> u32 {
 
 /// The checksum a CFDATA block with these sizes and data must carry.
 pub fn cfdata_checksum(cb_data: u16, cb_uncomp: u16, data: &[u8]) -> u32 {
-    let mut sizes = [0u8; 4];
-    sizes[..2].copy_from_slice(&cb_data.to_le_bytes());
-    sizes[2..].copy_from_slice(&cb_uncomp.to_le_bytes());
-    checksum(&sizes, checksum(data, 0))
+    let [d0, d1] = cb_data.to_le_bytes();
+    let [u0, u1] = cb_uncomp.to_le_bytes();
+    checksum(&[d0, d1, u0, u1], checksum(data, 0))
 }
 
 #[cfg(test)]
@@ -44,7 +43,10 @@ mod tests {
     #[test]
     fn whole_words_are_xored_little_endian() {
         assert_eq!(checksum(&[1, 0, 0, 0, 0, 1, 0, 0], 0), 0x0000_0101);
-        assert_eq!(checksum(&[0x78, 0x56, 0x34, 0x12], 0xffff_ffff), 0xedcb_a987);
+        assert_eq!(
+            checksum(&[0x78, 0x56, 0x34, 0x12], 0xffff_ffff),
+            0xedcb_a987
+        );
     }
 
     #[test]

@@ -77,7 +77,9 @@ pub enum CabError {
         offset: usize,
     },
 
-    #[error("CFDATA block #{block} of folder #{folder} at offset {offset}: MSZIP data is corrupt: {reason}")]
+    #[error(
+        "CFDATA block #{block} of folder #{folder} at offset {offset}: MSZIP data is corrupt: {reason}"
+    )]
     Decompress {
         folder: usize,
         block: usize,

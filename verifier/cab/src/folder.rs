@@ -90,7 +90,10 @@ pub(crate) fn decode(
             return Err(bad("cbUncomp", format!("{cb_uncomp} is not in 1..=32768")));
         }
         if cb_data > MAX_BLOCK_COMPRESSED {
-            return Err(bad("cbData", format!("{cb_data} exceeds {MAX_BLOCK_COMPRESSED}")));
+            return Err(bad(
+                "cbData",
+                format!("{cb_data} exceeds {MAX_BLOCK_COMPRESSED}"),
+            ));
         }
 
         if stored_sum != 0 {
@@ -126,7 +129,9 @@ pub(crate) fn decode(
                 if cb_data != cb_uncomp {
                     return Err(bad(
                         "cbData",
-                        format!("{cb_data} differs from cbUncomp {cb_uncomp} in an uncompressed folder"),
+                        format!(
+                            "{cb_data} differs from cbUncomp {cb_uncomp} in an uncompressed folder"
+                        ),
                     ));
                 }
                 out.extend_from_slice(payload);
@@ -138,7 +143,8 @@ pub(crate) fn decode(
                     offset,
                     reason,
                 };
-                inflate_block(&mut inflater, payload, usize::from(cb_uncomp), &mut out).map_err(fail)?;
+                inflate_block(&mut inflater, payload, usize::from(cb_uncomp), &mut out)
+                    .map_err(fail)?;
             }
         }
     }
@@ -174,7 +180,9 @@ fn inflate_block(
         TINFLStatus::Done => Err(format!(
             "inflated to {produced} bytes, cbUncomp says {expected}"
         )),
-        TINFLStatus::HasMoreOutput => Err(format!("inflates to more than cbUncomp ({expected}) bytes")),
+        TINFLStatus::HasMoreOutput => {
+            Err(format!("inflates to more than cbUncomp ({expected}) bytes"))
+        }
         TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
             Err("deflate stream ends before its final block".into())
         }

@@ -133,7 +133,10 @@ pub fn read_cabinet_with_limits(
 
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
-        let source = folder_data.get(entry.folder).map(Vec::as_slice).unwrap_or_default();
+        let source = folder_data
+            .get(entry.folder)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let end = entry.start + entry.len;
         let data = usize::try_from(entry.start)
             .ok()
@@ -231,7 +234,9 @@ fn parse_header(bytes: &[u8], limits: &CabLimits) -> Result<Header, CabError> {
                 structure: CFHEADER.into(),
                 field: "cbCFHeader",
                 offset: header_reserve_at,
-                reason: format!("{header_reserve} exceeds the format's maximum of {MAX_HEADER_RESERVE}"),
+                reason: format!(
+                    "{header_reserve} exceeds the format's maximum of {MAX_HEADER_RESERVE}"
+                ),
             });
         }
         r.take(usize::from(header_reserve), CFHEADER, "abReserve")?;
@@ -331,7 +336,10 @@ fn parse_files(
                 structure,
                 field: "iFolder",
                 offset: folder_at,
-                reason: format!("folder {folder} does not exist ({} folders)", header.folder_count),
+                reason: format!(
+                    "folder {folder} does not exist ({} folders)",
+                    header.folder_count
+                ),
             });
         }
         if len > limits.max_file_bytes {

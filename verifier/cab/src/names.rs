@@ -53,7 +53,10 @@ mod tests {
 
     #[test]
     fn backslashes_become_slashes() {
-        assert_eq!(sanitise_name(r"Intel\IntelPTT.cer").unwrap(), "Intel/IntelPTT.cer");
+        assert_eq!(
+            sanitise_name(r"Intel\IntelPTT.cer").unwrap(),
+            "Intel/IntelPTT.cer"
+        );
         assert_eq!(sanitise_name(r"a\\.\b/c").unwrap(), "a/b/c");
     }
 
@@ -77,7 +80,10 @@ mod tests {
 
     #[test]
     fn names_decode_by_attribute() {
-        assert_eq!(decode_name("é.cer".as_bytes(), ATTR_NAME_IS_UTF).unwrap(), "é.cer");
+        assert_eq!(
+            decode_name("é.cer".as_bytes(), ATTR_NAME_IS_UTF).unwrap(),
+            "é.cer"
+        );
         assert!(decode_name("é.cer".as_bytes(), 0).is_err());
         assert!(decode_name(&[0xff, 0x41], ATTR_NAME_IS_UTF).is_err());
         assert_eq!(decode_name(b"a.cer", 0).unwrap(), "a.cer");

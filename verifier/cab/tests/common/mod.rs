@@ -81,7 +81,14 @@ pub fn der_cert(dir: &Path, cn: &str) -> Vec<u8> {
     let out = dir.join(format!("{cn}.der"));
     let key = dir.join(format!("{cn}.key"));
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
         .args(["-nodes", "-days", "1", "-outform", "DER", "-subj"])
         .arg(format!("/CN={cn}"))
         .arg("-keyout")
@@ -153,7 +160,11 @@ pub fn build(files: &[(&[u8], &[u8])], opt: &Build) -> Vec<u8> {
     let chunks: Vec<&[u8]> = folder_bytes.chunks(opt.block_size).collect();
     for chunk in &chunks {
         let len = chunk.len() as u16;
-        let sum = if opt.checksums { cfdata_checksum(len, len, chunk) } else { 0 };
+        let sum = if opt.checksums {
+            cfdata_checksum(len, len, chunk)
+        } else {
+            0
+        };
         blocks.extend_from_slice(&sum.to_le_bytes());
         blocks.extend_from_slice(&len.to_le_bytes());
         blocks.extend_from_slice(&len.to_le_bytes());
@@ -210,4 +221,42 @@ pub fn cfdata_offsets(cab: &[u8]) -> Vec<usize> {
         at += 8 + data_res + usize::from(u16_at(at + 4));
     }
     out
+}
+
+/// A one-folder, one-file cabinet whose CFDATA blocks are given verbatim
+/// as (payload, cbUncomp); checksums are computed.
+pub fn build_blocks(name: &[u8], blocks: &[(Vec<u8>, u16)], type_compress: u16) -> Vec<u8> {
+    let file_len: u32 = blocks.iter().map(|(_, u)| u32::from(*u)).sum();
+    let mut file_entry = Vec::new();
+    file_entry.extend_from_slice(&file_len.to_le_bytes());
+    file_entry.extend_from_slice(&0u32.to_le_bytes());
+    file_entry.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0x20, 0]);
+    file_entry.extend_from_slice(name);
+    file_entry.push(0);
+    let files_offset = 36 + 8;
+    let data_offset = files_offset + file_entry.len();
+    let mut data = Vec::new();
+    for (payload, uncomp) in blocks {
+        let len = payload.len() as u16;
+        data.extend_from_slice(&cfdata_checksum(len, *uncomp, payload).to_le_bytes());
+        data.extend_from_slice(&len.to_le_bytes());
+        data.extend_from_slice(&uncomp.to_le_bytes());
+        data.extend_from_slice(payload);
+    }
+    let total = data_offset + data.len();
+    let mut cab = Vec::new();
+    cab.extend_from_slice(b"MSCF");
+    cab.extend_from_slice(&0u32.to_le_bytes());
+    cab.extend_from_slice(&(total as u32).to_le_bytes());
+    cab.extend_from_slice(&0u32.to_le_bytes());
+    cab.extend_from_slice(&(files_offset as u32).to_le_bytes());
+    cab.extend_from_slice(&0u32.to_le_bytes());
+    cab.extend_from_slice(&[3, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
+    cab.extend_from_slice(&(data_offset as u32).to_le_bytes());
+    cab.extend_from_slice(&(blocks.len() as u16).to_le_bytes());
+    cab.extend_from_slice(&type_compress.to_le_bytes());
+    cab.extend_from_slice(&file_entry);
+    cab.extend_from_slice(&data);
+    assert_eq!(cab.len(), total);
+    cab
 }
