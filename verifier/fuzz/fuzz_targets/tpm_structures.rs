@@ -3,7 +3,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use vigil_verifier::evidence::tpm::pcr_files::parse_pcr_file;
-use vigil_verifier::evidence::tpm::structures::{decode_ak_public, decode_attest, decode_signature};
+use vigil_verifier::evidence::tpm::structures::{
+    decode_ak_public, decode_attest, decode_signature,
+};
 
 fuzz_target!(|data: &[u8]| {
     let _ = decode_attest(data);
