@@ -54,6 +54,8 @@ struct ConfComputeSystemState {
 pub struct CcState {
     pub enabled: bool,
     pub devtools: bool,
+    /// NVML_CC_SYSTEM_ENVIRONMENT_SIM: CC emulated, no hardware protection behind the report.
+    pub simulated: bool,
 }
 
 /// What the collector needs from NVML; a fake implements it in tests.
@@ -105,6 +107,9 @@ pub fn collect_with(api: &dyn GpuQuery, nonce: &[u8; 32]) -> Collection {
     });
     let cc = api.cc_state();
     let cc_mode = match &cc {
+        Ok(CcState {
+            simulated: true, ..
+        }) => "simulation",
         Ok(CcState { devtools: true, .. }) => "devtools",
         Ok(CcState { enabled: true, .. }) => "on",
         Ok(_) => "off",
@@ -187,15 +192,15 @@ fn c_text(buffer: &[u8]) -> String {
 /// PEM text as the verifier takes it: kept when NVML returns PEM, built from concatenated DER
 /// certificates otherwise.
 pub fn chain_to_pem(chain: &[u8]) -> Result<String, String> {
-    let trimmed: &[u8] = {
+    if chain.starts_with(b"-----BEGIN") {
+        // Text may come NUL-padded; DER is taken at exactly the size NVML reports (its last
+        // byte may well be zero).
         let end = chain.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
-        chain.get(..end).unwrap_or_default()
-    };
-    if trimmed.starts_with(b"-----BEGIN") {
-        return String::from_utf8(trimmed.to_vec()).map_err(|_| "PEM chain is not text".into());
+        let text = chain.get(..end).unwrap_or_default();
+        return String::from_utf8(text.to_vec()).map_err(|_| "PEM chain is not text".into());
     }
     let mut pem = String::new();
-    let mut rest = trimmed;
+    let mut rest = chain;
     while !rest.is_empty() {
         let length = der_length(rest).ok_or("certificate chain: not DER or PEM")?;
         let (certificate, tail) = rest.split_at(length);
@@ -370,10 +375,11 @@ impl GpuQuery for Nvml {
             f(&mut state)
         };
         self.check("nvmlSystemGetConfComputeState", rc)?;
-        let _ = state.environment;
+        const ENVIRONMENT_SIMULATION: c_uint = 1;
         Ok(CcState {
             enabled: state.cc_feature != 0,
             devtools: state.dev_tools_mode != 0,
+            simulated: state.environment == ENVIRONMENT_SIMULATION,
         })
     }
 
@@ -529,6 +535,7 @@ mod tests {
             Ok(CcState {
                 enabled: true,
                 devtools: false,
+                simulated: false,
             }),
             None,
         );
@@ -548,12 +555,13 @@ mod tests {
     }
 
     #[test]
-    fn cc_off_and_devtools_send_inventory_only() {
+    fn cc_off_devtools_and_simulation_send_inventory_only() {
         for (state, mode) in [
             (
                 CcState {
                     enabled: false,
                     devtools: false,
+                    simulated: false,
                 },
                 "off",
             ),
@@ -561,8 +569,17 @@ mod tests {
                 CcState {
                     enabled: true,
                     devtools: true,
+                    simulated: false,
                 },
                 "devtools",
+            ),
+            (
+                CcState {
+                    enabled: true,
+                    devtools: false,
+                    simulated: true,
+                },
+                "simulation",
             ),
         ] {
             let nvml = fake(Ok(state), None);
@@ -587,6 +604,7 @@ mod tests {
             Ok(CcState {
                 enabled: true,
                 devtools: false,
+                simulated: false,
             }),
             Some(0),
         );
@@ -613,6 +631,16 @@ mod tests {
     }
 
     #[test]
+    fn structs_have_nvml_h_sizes() {
+        assert_eq!(std::mem::size_of::<ConfComputeSystemState>(), 12);
+        assert_eq!(
+            std::mem::size_of::<AttestationReport>(),
+            12 + 32 + 0x2000 + 0x1000
+        );
+        assert_eq!(std::mem::size_of::<Certificate>(), 8 + 0x1000 + 0x1400);
+    }
+
+    #[test]
     fn sizes_from_the_driver_are_bounded() {
         let buffer = [7u8; 16];
         assert_eq!(bounded(&buffer, 3, "r").unwrap(), vec![7, 7, 7]);
@@ -629,6 +657,9 @@ mod tests {
         assert_eq!(chain_to_pem(&padded).unwrap(), pem);
         let der = chain_to_pem(&[0x30, 0x03, 1, 2, 3]).unwrap();
         assert!(der.contains("MAMBAgM="), "{der}");
+        // DER whose last byte is zero is kept whole.
+        let der = chain_to_pem(&[0x30, 0x02, 7, 0]).unwrap();
+        assert!(der.contains("MAIHAA=="), "{der}");
         assert!(chain_to_pem(&[0x30, 0x05, 1]).is_err(), "truncated DER");
         assert!(chain_to_pem(&[0x04, 0x00]).is_err(), "not a SEQUENCE");
         assert!(chain_to_pem(&[]).is_err());
