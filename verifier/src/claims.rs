@@ -330,7 +330,7 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("gpu[*].project_sku", "board project SKU"),
     (
         "gpu[*].cc_mode",
-        "confidential computing mode: spt, mpt, ppcie, on, off, devtools",
+        "confidential computing mode: spt, mpt, ppcie, on, off, devtools, simulation",
     ),
     ("gpu[*].protected_pcie", "protected PCIe enabled"),
     ("gpu[*].nvdec0_enabled", "NVDEC0 enabled"),
