@@ -1131,7 +1131,7 @@ fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> {
                 return Ok(Verdict::Pass);
             }
             println!(
-                "{:>5}  {:<20}  {:<16}  {:<24}  summary",
+                "{:>5}  {:<20}  {:<17}  {:<24}  summary",
                 "index", "time (UTC)", "kind", "subject"
             );
             for stored in &selected {
@@ -1165,10 +1165,24 @@ fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> {
                         body["group"].as_str().unwrap_or("?"),
                         body["ak_trust"].as_str().unwrap_or("?")
                     ),
+                    "baseline.version" => format!(
+                        "version {} ({} rules) by {}: {}",
+                        body["version"],
+                        body["rules"],
+                        body["author"].as_str().unwrap_or("?"),
+                        body["reason"].as_str().unwrap_or("?")
+                    ),
+                    "baseline.assigned" => format!(
+                        "-> {} (version {} now) by {}: {}",
+                        body["baseline"].as_str().unwrap_or("?"),
+                        body["version_now"],
+                        body["author"].as_str().unwrap_or("?"),
+                        body["reason"].as_str().unwrap_or("?")
+                    ),
                     _ => String::new(),
                 };
                 println!(
-                    "{:>5}  {:<20}  {:<16}  {:<24}  {summary}",
+                    "{:>5}  {:<20}  {:<17}  {:<24}  {summary}",
                     stored.index,
                     format_unix_utc(stored.entry.time),
                     stored.entry.kind,
