@@ -221,8 +221,15 @@ fn the_webhook_posts_each_change_with_its_signed_result_and_retries() {
         &["--push-to", &verifier.url(), "--push-interval", "1"],
     );
     // The receiver fails once: the same change is delivered again.
-    let first = answer_one(&listener, "503 Service Unavailable");
-    let second = answer_one(&listener, "200 OK");
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let first = answer_one(&listener, "503 Service Unavailable");
+        let second = answer_one(&listener, "200 OK");
+        let _ = sender.send((first, second));
+    });
+    let (first, second) = receiver
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the webhook delivered the change (twice) within a minute");
     assert!(
         first.starts_with("POST /vigil/changes HTTP/1.1\r\n"),
         "{first}"
