@@ -430,8 +430,7 @@ impl Verifier {
         let Some(key) = &self.result_key else {
             return Ok(None);
         };
-        let ear = crate::result::ear_for(report, self.config.result_ttl_secs);
-        key.sign(&ear)
+        crate::result::sign(key, report, self.config.result_ttl_secs)
             .map(Some)
             .map_err(|e| VerifierError::InvalidRequest(format!("signing the result: {e}")))
     }

@@ -98,6 +98,26 @@ pub fn ear_for(report: &AttestationReport, ttl_secs: i64) -> Ear {
     }
 }
 
+/// Signs the EAR for `report`. A host with many failing GPUs can outgrow the token size limit
+/// with its details; then they are left out (the full appraisal is in the recorded result) and
+/// the statuses and trust vectors are still signed.
+pub fn sign(
+    key: &vigil_ear::ResultSigningKey,
+    report: &AttestationReport,
+    ttl_secs: i64,
+) -> Result<String, vigil_ear::EarError> {
+    let mut ear = ear_for(report, ttl_secs);
+    match key.sign(&ear) {
+        Ok(token) => Ok(token),
+        Err(_) => {
+            for submodule in ear.submods.values_mut() {
+                submodule.detail = None;
+            }
+            key.sign(&ear)
+        }
+    }
+}
+
 /// Failed evidence checks belonging to submodule `name` (`gpu[N].*` checks to `gpuN`).
 fn failed_checks_of(report: &AttestationReport, name: &str) -> Vec<String> {
     report
@@ -200,6 +220,74 @@ mod tests {
         );
         let ear = signed_and_verified(&report);
         assert_eq!(ear.nonce, None);
+        assert_eq!(ear.status(), Status::Contraindicated);
+    }
+
+    #[test]
+    fn many_failing_gpus_overflow_the_details_but_not_the_status() {
+        use crate::baseline::appraise::SubmoduleAppraisal;
+        use crate::baseline::rules::{Category, Severity};
+        use crate::baseline::{Appraisal, BaselineRef, Outcome, RuleResult};
+        let vector = TrustVector {
+            executables: vigil_ear::ar4si::CONTRAINDICATED,
+            ..TrustVector::default()
+        };
+        let mut submods = BTreeMap::new();
+        let mut results = Vec::new();
+        for gpu in 0..64 {
+            let name = format!("gpu{gpu}");
+            submods.insert(
+                name.clone(),
+                SubmoduleAppraisal {
+                    status: Status::Contraindicated,
+                    trust_vector: vector,
+                    rules_passed: 0,
+                    rules_failed: 16,
+                },
+            );
+            for n in 0..16 {
+                results.push(RuleResult {
+                    rule: format!("rule{n}"),
+                    submodule: name.clone(),
+                    claim: format!("gpu[{gpu}].driver_version"),
+                    outcome: Outcome::Fail,
+                    expected: "y".repeat(400),
+                    found: "x".repeat(400),
+                    category: Category::Executables,
+                    severity: Severity::Contraindicated,
+                    source: None,
+                    description: String::new(),
+                });
+            }
+        }
+        let mut report = AttestationReport::new(
+            "n",
+            &[7; 32],
+            1_000,
+            vec![Check::pass("quote.signature", "")],
+        );
+        report.appraisal = Some(Appraisal {
+            baseline: BaselineRef {
+                name: "b".into(),
+                version: 1,
+                sha256: String::new(),
+            },
+            status: Status::Contraindicated,
+            appraised_at: 1_000,
+            submods,
+            results,
+        });
+        let key = key();
+        assert!(
+            key.sign(&ear_for(&report, 600)).is_err(),
+            "the details alone are over the token limit"
+        );
+        let token = sign(&key, &report, 600).unwrap();
+        let jwks = vigil_ear::Jwks {
+            keys: vec![key.public_jwk()],
+        };
+        let ear = vigil_ear::verify(&token, &jwks, 1_000).unwrap();
+        assert_eq!(ear.submods.len(), 64);
         assert_eq!(ear.status(), Status::Contraindicated);
     }
 }
