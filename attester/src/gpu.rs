@@ -64,9 +64,16 @@ fn read_limited(path: &std::path::Path) -> Result<Vec<u8>, String> {
 /// NVIDIA GPUs through NVML. A host without NVML or GPUs has no GPU evidence; a GPU whose
 /// report cannot be fetched is still listed (inventory only), so the verifier sees it.
 fn nvml_evidence(nonce: &[u8; 32]) -> Vec<GpuEvidence> {
+    // Said once while it stays the same (a host without GPUs would say it every challenge).
+    static LAST_PROBLEMS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let collection = crate::nvml::collect(nonce);
-    for problem in &collection.problems {
-        eprintln!("vigil-attester: GPU: {problem}");
+    if let Ok(mut last) = LAST_PROBLEMS.lock()
+        && *last != collection.problems
+    {
+        for problem in &collection.problems {
+            eprintln!("vigil-attester: GPU: {problem}");
+        }
+        last.clone_from(&collection.problems);
     }
     collection.gpus
 }

@@ -155,6 +155,30 @@ fn baselines_appraise_a_fleet_and_impact_names_exactly_the_affected_nodes() {
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let text = std::fs::read_to_string(&captured).unwrap();
+    // Evidence that failed an authenticity check is never learned from.
+    let mut forged = first.clone();
+    for check in forged["checks"].as_array_mut().unwrap() {
+        if check["name"] == "quote.signature" {
+            check["passed"] = serde_json::Value::Bool(false);
+        }
+    }
+    let forged_path = dir.join("forged.json");
+    std::fs::write(&forged_path, forged.to_string()).unwrap();
+    let out = vigil(&[
+        "baseline",
+        "capture",
+        "--evidence",
+        forged_path.to_str().unwrap(),
+        "--out",
+        dir.join("no.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("quote.signature") && stderr(&out).contains("never captured"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("no.toml").exists());
     assert!(text.contains(&hex::encode(sha256(GRUB_A))), "{text}");
     let put = |file: &std::path::Path, reason: &str| {
         vigil(&[

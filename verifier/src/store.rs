@@ -243,6 +243,18 @@ pub struct VerdictRecord {
     pub result_json: String,
 }
 
+/// A `verdicts` row selected as `id, node_id, nonce, verified_at, verdict, result_json`.
+pub(crate) fn verdict_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<VerdictRecord> {
+    Ok(VerdictRecord {
+        id: row.get(0)?,
+        node_id: row.get(1)?,
+        nonce: row.get(2)?,
+        verified_at: row.get(3)?,
+        verdict: row.get(4)?,
+        result_json: row.get(5)?,
+    })
+}
+
 pub struct Store {
     pub(crate) connection: Connection,
     pub(crate) audit_key: vigil_audit::AuditSigningKey,
@@ -571,16 +583,7 @@ impl Store {
             )
             .map_err(db("prepare verdict query"))?;
         let rows = statement
-            .query_map(params![node_id], |row| {
-                Ok(VerdictRecord {
-                    id: row.get(0)?,
-                    node_id: row.get(1)?,
-                    nonce: row.get(2)?,
-                    verified_at: row.get(3)?,
-                    verdict: row.get(4)?,
-                    result_json: row.get(5)?,
-                })
-            })
+            .query_map(params![node_id], verdict_from_row)
             .map_err(db("query verdicts"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(db("read verdict row"))

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::store::{Store, StoreError, VerdictRecord, db};
+use crate::store::{Store, StoreError, VerdictRecord, db, verdict_from_row};
 
 /// One immutable baseline version.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -254,16 +254,7 @@ impl Store {
             )
             .map_err(db("prepare latest verdicts"))?;
         let rows = statement
-            .query_map([], |row| {
-                Ok(VerdictRecord {
-                    id: row.get(0)?,
-                    node_id: row.get(1)?,
-                    nonce: row.get(2)?,
-                    verified_at: row.get(3)?,
-                    verdict: row.get(4)?,
-                    result_json: row.get(5)?,
-                })
-            })
+            .query_map([], verdict_from_row)
             .map_err(db("query latest verdicts"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(db("read verdict row"))

@@ -295,3 +295,103 @@ fn push_inventory(gpu: &GpuEvidence, prefix: &str, bound: bool, claims: &mut Cla
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu(index: u32) -> GpuEvidence {
+        GpuEvidence {
+            index,
+            vendor: "nvidia".into(),
+            uuid: format!("GPU-{index}"),
+            driver_version: "550.90.07".into(),
+            cc_mode: "off".into(),
+            ..Default::default()
+        }
+    }
+
+    fn run(gpus: &[GpuEvidence], bound: bool) -> (Vec<Check>, ClaimSet) {
+        let mut claims = ClaimSet::default();
+        let context = GpuContext { rims: None, at: 0 };
+        let checks = check_gpus(&[0; 32], gpus, &context, bound, &mut claims);
+        (checks, claims)
+    }
+
+    fn failed(checks: &[Check]) -> Vec<String> {
+        checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect()
+    }
+
+    #[test]
+    fn lists_that_no_host_presents_are_refused() {
+        let many: Vec<GpuEvidence> = (0..=MAX_GPUS as u32).map(gpu).collect();
+        assert!(failed(&run(&many, true).0)[0].contains("at most 64"));
+        let twice = [gpu(3), gpu(3)];
+        assert!(failed(&run(&twice, true).0)[0].contains("GPU index 3 appears twice"));
+    }
+
+    #[test]
+    fn unsupported_vendors_and_oversized_reports_fail_their_gpu() {
+        let mut other = gpu(0);
+        other.vendor = "acme".into();
+        let mut big = gpu(1);
+        big.report = vec![0; MAX_GPU_REPORT_BYTES + 1];
+        let failures = failed(&run(&[other, big], true).0);
+        assert_eq!(failures.len(), 2, "{failures:?}");
+        assert!(failures[0].starts_with("gpu[0].evidence: vendor \"acme\""));
+        assert!(failures[1].starts_with("gpu[1].evidence: report or certificate chain over"));
+    }
+
+    #[test]
+    fn inventory_is_attested_only_when_the_quote_verified() {
+        let (checks, claims) = run(&[gpu(0)], true);
+        assert!(failed(&checks).is_empty());
+        assert_eq!(
+            claims.get("gpu[0].evidence").unwrap().value,
+            Some(Value::Text("inventory".into()))
+        );
+        assert!(matches!(
+            claims.get("gpu[0].driver_version").unwrap().trust,
+            Trust::Attested(_)
+        ));
+        let (_, claims) = run(&[gpu(0)], false);
+        assert!(matches!(
+            claims.get("gpu[0].driver_version").unwrap().trust,
+            Trust::Unproven(_)
+        ));
+        assert!(matches!(
+            claims.get("gpu.count").unwrap().trust,
+            Trust::Unproven(_)
+        ));
+    }
+
+    #[test]
+    fn a_report_that_does_not_parse_fails_and_proves_nothing() {
+        let mut broken = gpu(0);
+        broken.report = b"not an SPDM report".to_vec();
+        broken.cert_chain_pem = "not PEM".into();
+        let (checks, claims) = run(&[broken], true);
+        let failures = failed(&checks);
+        for check in [
+            "gpu[0].report",
+            "gpu[0].signature",
+            "gpu[0].cert_chain",
+            "gpu[0].nonce",
+        ] {
+            assert!(
+                failures.iter().any(|f| f.starts_with(check)),
+                "{check}: {failures:?}"
+            );
+        }
+        assert!(matches!(
+            claims.get("gpu[0].evidence").unwrap().trust,
+            Trust::Failed(_)
+        ));
+        // The inventory the host sent is kept, but the signed evidence it came with failed.
+        assert!(!claims.get("gpu[0].evidence").unwrap().trust.usable());
+    }
+}
