@@ -127,7 +127,13 @@ fn gpu_evidence_is_bound_to_the_nonce_and_the_quote() {
         .assign_baseline("default", "hgx", "test", "gpu host", at)
         .unwrap();
     let report = verifier
-        .appraise("hgx-1", Some(&sample_nonce), &evidence, at)
+        .appraise(
+            "hgx-1",
+            Some(&sample_nonce),
+            &evidence,
+            &vigil_verifier::attest::Origin::Pushed,
+            at,
+        )
         .unwrap();
     assert_eq!(
         report.verdict,

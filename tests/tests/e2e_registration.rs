@@ -121,12 +121,42 @@ fn register_then_attest_passes_and_other_tpms_fail() {
         "--allow-no-baseline",
     ]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let report = json_of(&out);
     assert!(
-        failed_check(&json_of(&out), "ak.known")["detail"]
+        failed_check(&report, "ak.known")["detail"]
             .as_str()
             .unwrap()
             .contains("not the AK recorded")
     );
+    // It came from another address than the registered one: a claimed identity, audited,
+    // and the genuine node stays trusted.
+    assert!(
+        failed_check(&report, "node.claimed_identity")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("status is unchanged")
+    );
+    let out = vigil(&["nodes", "--db", db, "--json"]);
+    let nodes = json_of(&out);
+    assert_eq!(nodes[0]["status"], "trusted", "{nodes:#}");
+    assert_eq!(nodes[0]["last_verdict"], "pass", "{nodes:#}");
+    let out = vigil(&["audit", "list", "--db", db, "--kind", "verdict", "--json"]);
+    let audit = json_of(&out).to_string();
+    assert!(
+        audit.contains("\"claimed_identity\":true"),
+        "the impostor's verdict is in the audit log: {audit}"
+    );
+    // The genuine node, pulled from its registered address, is still trusted.
+    let out = vigil(&[
+        "verify",
+        "--node",
+        &attester.address,
+        "--db",
+        db,
+        "--json",
+        "--allow-no-baseline",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
     let out = register(&impostor.address, db, Some(&trust), &[]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
     assert!(

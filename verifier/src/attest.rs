@@ -71,6 +71,16 @@ pub enum VerifierError {
     Baseline(String),
 }
 
+/// How evidence reached the verifier. It decides whether a verdict may speak for a registered
+/// node: evidence from somewhere else that merely names the node is a claimed identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The verifier pulled it from the attester at this address (`AttestNode`, polling).
+    Pulled(String),
+    /// The attester pushed it (`Verifier.Attest`).
+    Pushed,
+}
+
 /// A fresh challenge for one node.
 #[derive(Debug, Clone)]
 pub struct Challenge {
@@ -251,11 +261,18 @@ impl Verifier {
     /// obtained from [`Verifier::challenge`] (pull mode); in push mode it is `None` and the
     /// nonce the evidence carries must be one this verifier issued to `node_id`.
     /// The verdict is recorded before this returns.
+    ///
+    /// Only evidence attributable to the registered node changes its status: pulled from its
+    /// registered address, or (pushed, or no address recorded) quoted by its registered AK.
+    /// Anything else that names a registered node is recorded and audited as a
+    /// claimed-identity failure (`node.claimed_identity`) and leaves the node's status alone,
+    /// so an impostor cannot turn a genuine node untrusted.
     pub fn appraise(
         &self,
         node_id: &str,
         issued_nonce: Option<&[u8]>,
         evidence: &Evidence,
+        origin: &Origin,
         now: i64,
     ) -> Result<AttestationReport, VerifierError> {
         validate_node_id(node_id)?;
@@ -316,6 +333,29 @@ impl Verifier {
         let ak_matches_record = recorded
             .as_ref()
             .is_some_and(|r| Some(&r.ak_public) == ak_public_seen.as_ref());
+        let attributable = match (&recorded, origin) {
+            (None, _) => true,
+            (Some(record), Origin::Pulled(address)) => match &record.address {
+                Some(registered) => crate::connect::same_endpoint(registered, address),
+                None => ak_matches_record,
+            },
+            (Some(_), Origin::Pushed) => ak_matches_record,
+        };
+        if !attributable && let Some(record) = &recorded {
+            checks.push(Check::fail(
+                "node.claimed_identity",
+                match (origin, &record.address) {
+                    (Origin::Pulled(address), Some(registered)) => format!(
+                        "evidence from {address} names node {node_id:?}, which is registered at {registered}: \
+                         recorded as a claimed identity; the node's status is unchanged"
+                    ),
+                    _ => format!(
+                        "evidence names node {node_id:?} but is not quoted by its registered AK: \
+                         recorded as a claimed identity; the node's status is unchanged"
+                    ),
+                },
+            ));
+        }
         let ak_trust = match &recorded {
             Some(record) if ak_matches_record => record.ak_trust.clone(),
             Some(_) => "untrusted".to_owned(),
@@ -416,7 +456,15 @@ impl Verifier {
             Verdict::Fail => "fail",
         };
         let evidence_bytes = prost::Message::encode_to_vec(evidence);
-        store.record_verdict(node_id, nonce, now, verdict, &json, &evidence_bytes)?;
+        store.record_verdict(
+            node_id,
+            nonce,
+            now,
+            verdict,
+            &json,
+            &evidence_bytes,
+            attributable,
+        )?;
         if report.verdict == Verdict::Pass
             && let Some(claims) = &report.host_claims
         {

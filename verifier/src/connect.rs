@@ -33,7 +33,7 @@ impl ClientTls {
     }
 }
 
-pub use vigil_tls::{endpoint_uri, host_of};
+pub use vigil_tls::{endpoint_uri, host_of, same_endpoint};
 
 /// An endpoint for `address` with timeouts and, when `tls` is given, mutual TLS.
 pub fn endpoint(address: &str, tls: Option<&ClientTls>) -> Result<(Endpoint, String), String> {

@@ -611,6 +611,8 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
         .as_deref()
         .map(vigil_verifier::webhook::WebhookTarget::parse)
         .transpose()?;
+    // One server per database file: taken before anything is opened or created.
+    let _server_lock = vigil_verifier::store::lock_for_serving(&args.store.db)?;
     let verifier = open_verifier(&args.store)?;
     let policy = args.ek.policy()?;
     runtime()?.block_on(async move {

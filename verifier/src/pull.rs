@@ -5,7 +5,7 @@ use std::sync::Arc;
 use vigil_proto::v1::attester_client::AttesterClient;
 use vigil_proto::v1::{GetEvidenceRequest, GetIdentityRequest};
 
-use crate::attest::{Verifier, VerifierError, unix_now};
+use crate::attest::{Origin, Verifier, VerifierError, unix_now};
 use crate::report::AttestationReport;
 
 /// Largest evidence message accepted (event logs are the bulk; real ones are < 1 MiB).
@@ -94,8 +94,15 @@ pub async fn attest_node(
         .await
         .map_err(call_error("GetEvidence"))?
         .into_inner();
+    let origin = Origin::Pulled(address.to_owned());
     let report = tokio::task::spawn_blocking(move || {
-        verifier.appraise(&node_id, Some(&challenge.nonce), &evidence, unix_now())
+        verifier.appraise(
+            &node_id,
+            Some(&challenge.nonce),
+            &evidence,
+            &origin,
+            unix_now(),
+        )
     })
     .await
     .map_err(|e| VerifierError::InvalidRequest(format!("appraisal task: {e}")))??;

@@ -191,7 +191,15 @@ impl VerifierRpc for VerifierService {
             .ok_or_else(|| Status::invalid_argument("AttestRequest.evidence is missing"))?;
         let verifier = Arc::clone(&self.verifier);
         let report =
-            blocking(move || verifier.appraise(&request.node_id, None, &evidence, unix_now()))
+            blocking(move || {
+                verifier.appraise(
+                    &request.node_id,
+                    None,
+                    &evidence,
+                    &crate::attest::Origin::Pushed,
+                    unix_now(),
+                )
+            })
                 .await?;
         Ok(Response::new(report.to_proto()))
     }

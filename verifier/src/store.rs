@@ -24,6 +24,48 @@ pub enum StoreError {
     AuditKey { reason: String },
     #[error("{0}")]
     NotFound(String),
+    #[error(
+        "{path} is in use by another `vigil serve` (its lock {lock} is held): one server per database file"
+    )]
+    InUse { path: String, lock: String },
+    #[error("{path}: {reason}")]
+    Lock { path: String, reason: String },
+}
+
+/// An exclusive claim on a database file for one server process, held until dropped. Two
+/// servers appending to one embedded database would each sign checkpoints over their own
+/// view of the audit log; the second one refuses to start instead.
+#[derive(Debug)]
+pub struct ServerLock {
+    _file: std::fs::File,
+}
+
+/// Takes the server lock of the database at `db` (`<db>.lock`, an advisory `flock` the
+/// kernel releases when the process dies, so a crash never leaves a stale lock).
+pub fn lock_for_serving(db: &Path) -> Result<ServerLock, StoreError> {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".lock");
+    let lock_path = db.with_file_name(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StoreError::Lock {
+            path: lock_path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(ServerLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse {
+            path: db.display().to_string(),
+            lock: lock_path.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Lock {
+            path: lock_path.display().to_string(),
+            reason: e.to_string(),
+        }),
+    }
 }
 
 pub(crate) fn db(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -517,7 +559,10 @@ impl Store {
     }
 
     /// Appends a verdict to the history, the audit log (with the evidence stored
-    /// content-addressed) and the node's last verdict, in one transaction.
+    /// content-addressed) and, when it `speaks_for_node`, the node's last verdict and status,
+    /// in one transaction. A verdict on evidence that only claims the node's identity is kept
+    /// and audited but does not change the node.
+    #[allow(clippy::too_many_arguments)]
     pub fn record_verdict(
         &mut self,
         node_id: &str,
@@ -526,6 +571,7 @@ impl Store {
         verdict: &str,
         result_json: &str,
         evidence: &[u8],
+        speaks_for_node: bool,
     ) -> Result<i64, StoreError> {
         let tx = self.connection.transaction().map_err(db("begin verdict"))?;
         tx.execute(
@@ -535,24 +581,26 @@ impl Store {
         )
         .map_err(db("record verdict"))?;
         let id = tx.last_insert_rowid();
-        tx.execute(
-            "UPDATE nodes SET last_verdict = ?2, last_seen = ?3 WHERE node_id = ?1",
-            params![node_id, verdict, verified_at],
-        )
-        .map_err(db("update node verdict"))?;
-        let new_status = if verdict == "pass" {
-            STATUS_TRUSTED
-        } else {
-            STATUS_UNTRUSTED
-        };
-        change_status(
-            &tx,
-            node_id,
-            new_status,
-            &format!("verdict {verdict}"),
-            verified_at,
-            result_json,
-        )?;
+        if speaks_for_node {
+            tx.execute(
+                "UPDATE nodes SET last_verdict = ?2, last_seen = ?3 WHERE node_id = ?1",
+                params![node_id, verdict, verified_at],
+            )
+            .map_err(db("update node verdict"))?;
+            let new_status = if verdict == "pass" {
+                STATUS_TRUSTED
+            } else {
+                STATUS_UNTRUSTED
+            };
+            change_status(
+                &tx,
+                node_id,
+                new_status,
+                &format!("verdict {verdict}"),
+                verified_at,
+                result_json,
+            )?;
+        }
         let evidence_digest = vigil_audit::put_blob(&tx, evidence)?;
         let result: serde_json::Value =
             serde_json::from_str(result_json).unwrap_or(serde_json::Value::Null);
@@ -565,6 +613,7 @@ impl Store {
                 "verdict_id": id,
                 "nonce": hex::encode(nonce),
                 "evidence": format!("sha256:{evidence_digest}"),
+                "claimed_identity": !speaks_for_node,
                 "result": result,
             }),
         };
@@ -675,6 +724,20 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_server_lock_on_one_database_is_refused_until_the_first_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("vigil-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("vigil.db");
+        let first = lock_for_serving(&db).unwrap();
+        let refused = lock_for_serving(&db).unwrap_err();
+        assert!(matches!(refused, StoreError::InUse { .. }), "{refused}");
+        assert!(refused.to_string().contains("vigil.db"), "{refused}");
+        drop(first);
+        lock_for_serving(&db).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_nonce_is_consumed_once_only() {

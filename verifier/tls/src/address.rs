@@ -24,6 +24,16 @@ pub fn host_of(uri: &str) -> &str {
     }
 }
 
+/// Whether two attester addresses name the same endpoint: the scheme, a trailing `/` and the
+/// case of the host do not count (`node:7443`, `https://NODE:7443/`).
+pub fn same_endpoint(a: &str, b: &str) -> bool {
+    fn authority(address: &str) -> String {
+        let rest = address.split_once("://").map_or(address, |(_, rest)| rest);
+        rest.trim_end_matches('/').to_ascii_lowercase()
+    }
+    authority(a) == authority(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -37,5 +47,13 @@ mod tests {
         assert_eq!(endpoint_uri("a:1", true), "https://a:1");
         assert_eq!(endpoint_uri("a:1", false), "http://a:1");
         assert_eq!(endpoint_uri("http://a:1", true), "http://a:1");
+    }
+
+    #[test]
+    fn endpoints_compare_without_scheme_case_or_trailing_slash() {
+        assert!(same_endpoint("node-7:7443", "https://NODE-7:7443/"));
+        assert!(same_endpoint("http://[::1]:1", "[::1]:1"));
+        assert!(!same_endpoint("node-7:7443", "node-8:7443"));
+        assert!(!same_endpoint("node-7:7443", "node-7:7444"));
     }
 }

@@ -40,7 +40,7 @@ mod layer;
 pub mod policy;
 mod role;
 
-pub use address::{endpoint_uri, host_of};
+pub use address::{endpoint_uri, host_of, same_endpoint};
 pub use caller::{
     Caller, MAX_CERTIFICATE_DER, MAX_NODE_ID_LEN, MAX_SUBJECT_ALT_NAMES, caller_from_certificate,
 };
