@@ -187,8 +187,7 @@ pub fn replay(
     if unmatched == 0 {
         return Ok(matched_at(0, start.entries, &tracks, quoted));
     }
-    let violation_template = vec![0xffu8; template_alg.digest_len()];
-    let mut data_digests: BTreeMap<HashAlg, Vec<u8>> = BTreeMap::new();
+    let ones = [0xffu8; MAX_DIGEST];
     for (position, entry) in entries.iter().enumerate() {
         if !pcrs.contains(&entry.pcr) {
             let before = tracks.len();
@@ -212,8 +211,8 @@ pub fn replay(
         }
         let violation = entry.is_violation();
         if !violation {
-            let computed = template_alg.digest(&entry.hashed);
-            if computed != *entry.template_hash {
+            let computed = Hashed::of(template_alg, &[&entry.hashed]);
+            if computed.as_slice() != entry.template_hash.as_ref() {
                 let name = crate::template::decode(entry)
                     .map(|m| m.name)
                     .unwrap_or_else(|_| "fields unreadable".into());
@@ -224,40 +223,47 @@ pub fn replay(
                     name,
                     alg: template_alg,
                     recorded: hex::encode(&entry.template_hash),
-                    computed: hex::encode(computed),
+                    computed: hex::encode(computed.as_slice()),
                 });
             }
         }
-        data_digests.clear();
+        // Each bank's digest of the template data, computed once per entry.
+        let mut data_digests: [Option<Hashed>; HashAlg::ALL.len()] = [None; HashAlg::ALL.len()];
         for track in tracks.iter_mut().filter(|t| t.pcr == entry.pcr) {
             let key = (track.bank, track.pcr);
-            let was = quoted.get(&key) == Some(&track.value);
+            let target = quoted.get(&key);
+            let was = target == Some(&track.value);
             let bank = track.bank;
-            match (track.convention, violation) {
-                (Convention::TemplateHash, false) => {
-                    bank.extend(&mut track.value, &entry.template_hash)
-                }
+            let len = bank.digest_len();
+            let padded;
+            let digest: &[u8] = match (track.convention, violation) {
+                (Convention::TemplateHash, false) => &entry.template_hash,
                 (Convention::TemplateHash | Convention::DataDigest, true) => {
-                    bank.extend(&mut track.value, &vec![0xffu8; bank.digest_len()]);
+                    ones.get(..len).unwrap_or_default()
                 }
-                (Convention::DataDigest, false) => {
-                    let digest = data_digests
-                        .entry(bank)
-                        .or_insert_with(|| bank.digest(&entry.hashed));
-                    bank.extend(&mut track.value, digest);
-                }
+                (Convention::DataDigest, false) => match data_digests.get_mut(bank_slot(bank)) {
+                    Some(slot) => slot
+                        .get_or_insert_with(|| Hashed::of(bank, &[&entry.hashed]))
+                        .as_slice(),
+                    None => {
+                        padded = Hashed::of(bank, &[&entry.hashed]);
+                        padded.as_slice()
+                    }
+                },
                 (Convention::PaddedTemplateHash, _) => {
                     let source: &[u8] = if violation {
-                        &violation_template
+                        ones.get(..template_alg.digest_len()).unwrap_or_default()
                     } else {
                         &entry.template_hash
                     };
-                    let mut padded = source.to_vec();
-                    padded.resize(bank.digest_len(), 0);
-                    bank.extend(&mut track.value, &padded);
+                    padded = Hashed::padded(source, len);
+                    padded.as_slice()
                 }
-            }
-            let now = quoted.get(&key) == Some(&track.value);
+            };
+            let extended = Hashed::of(bank, &[&track.value, digest]);
+            track.value.clear();
+            track.value.extend_from_slice(extended.as_slice());
+            let now = target == Some(&track.value);
             if was != now
                 && let Some(group) = groups.get_mut(&key)
             {
@@ -301,6 +307,62 @@ pub fn replay(
             .filter(|m| !m.replayed.iter().any(|(_, v)| *v == m.quoted))
             .collect(),
     })
+}
+
+/// Largest digest of any bank (SHA-512).
+const MAX_DIGEST: usize = 64;
+
+/// A digest on the stack. Replay computes two to four short hashes per entry (the template
+/// hash check, each bank's digest of the data, each extend), so it hashes without allocating
+/// and with RustCrypto's SHA-1/SHA-2, which use the CPU's SHA extensions where it has them
+/// (ring's SHA-1 is portable code). The values are those of `HashAlg::digest`.
+#[derive(Clone, Copy)]
+struct Hashed {
+    bytes: [u8; MAX_DIGEST],
+    len: usize,
+}
+
+impl Hashed {
+    /// The `alg` digest of `parts` concatenated.
+    fn of(alg: HashAlg, parts: &[&[u8]]) -> Hashed {
+        fn run<D: sha2::Digest>(parts: &[&[u8]]) -> Hashed {
+            let mut hasher = D::new();
+            for part in parts {
+                hasher.update(part);
+            }
+            Hashed::padded(&hasher.finalize(), 0)
+        }
+        match alg {
+            HashAlg::Sha1 => run::<sha1::Sha1>(parts),
+            HashAlg::Sha256 => run::<sha2::Sha256>(parts),
+            HashAlg::Sha384 => run::<sha2::Sha384>(parts),
+            HashAlg::Sha512 => run::<sha2::Sha512>(parts),
+        }
+    }
+
+    /// `source` padded with zeros to `len` bytes (never shorter than `source`, at most 64).
+    fn padded(source: &[u8], len: usize) -> Hashed {
+        let mut bytes = [0u8; MAX_DIGEST];
+        let copied = source.len().min(MAX_DIGEST);
+        if let (Some(to), Some(from)) = (bytes.get_mut(..copied), source.get(..copied)) {
+            to.copy_from_slice(from);
+        }
+        Hashed {
+            bytes,
+            len: len.max(copied).min(MAX_DIGEST),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+fn bank_slot(bank: HashAlg) -> usize {
+    HashAlg::ALL
+        .iter()
+        .position(|alg| *alg == bank)
+        .unwrap_or_default()
 }
 
 /// Tracks for `pcr` in every quoted bank, unless the state already follows it.
