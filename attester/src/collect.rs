@@ -9,6 +9,7 @@ use vigil_proto::binding::{NONCE_LEN, qualifying_data};
 use vigil_proto::v1::{EventLog, Evidence, PcrBank, TpmEvidence, TpmQuote};
 
 use crate::gpu::GpuSource;
+use crate::ima::ImaSource;
 use crate::tpm::{MAX_PCR_INDEX, Tpm, TpmError, bank_from_name};
 
 /// Largest event log the attester will send (real logs are tens of KiB).
@@ -25,15 +26,23 @@ pub struct Collector {
     tpm: Arc<Mutex<Tpm>>,
     node_id: String,
     event_log_path: PathBuf,
+    ima: ImaSource,
     gpus: GpuSource,
 }
 
 impl Collector {
-    pub fn new(tpm: Tpm, node_id: String, event_log_path: PathBuf, gpus: GpuSource) -> Self {
+    pub fn new(
+        tpm: Tpm,
+        node_id: String,
+        event_log_path: PathBuf,
+        ima_log_path: PathBuf,
+        gpus: GpuSource,
+    ) -> Self {
         Collector {
             tpm: Arc::new(Mutex::new(tpm)),
             node_id,
             event_log_path,
+            ima: ImaSource::new(ima_log_path),
             gpus,
         }
     }
@@ -54,12 +63,14 @@ impl Collector {
         f(&mut tpm)
     }
 
-    /// Evidence for `nonce` over `pcrs` in `banks` (empty: every allocated bank).
+    /// Evidence for `nonce` over `pcrs` in `banks` (empty: every allocated bank), with the
+    /// IMA entries from `ima_offset` on.
     pub fn evidence(
         &self,
         nonce: &[u8],
         pcrs: &[u32],
         banks: &[String],
+        ima_offset: u64,
     ) -> Result<Evidence, TpmError> {
         if nonce.len() != NONCE_LEN {
             return Err(TpmError::Request(format!(
@@ -103,6 +114,8 @@ impl Collector {
                 pcrs: pcr_banks,
             }),
             event_log: Some(read_event_log(&self.event_log_path)),
+            // Read after the quote: the list then holds every entry the quoted PCR 10 covers.
+            ima_log: Some(self.ima.read(ima_offset)),
             gpus,
             attester_version: env!("CARGO_PKG_VERSION").to_owned(),
         })

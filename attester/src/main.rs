@@ -2,6 +2,7 @@
 
 mod collect;
 mod gpu;
+mod ima;
 mod nvml;
 mod push;
 mod service;
@@ -76,6 +77,11 @@ struct ServeArgs {
     /// The measured-boot event log to send.
     #[arg(long, default_value = DEFAULT_EVENT_LOG)]
     event_log: PathBuf,
+    /// The IMA runtime measurement list to send (binary, or ASCII; a per-bank list
+    /// `binary_runtime_measurements_<alg>` is read with that template hash). A missing list
+    /// means no IMA evidence, said once.
+    #[arg(long, default_value = crate::ima::DEFAULT_IMA_LOG)]
+    ima_log: PathBuf,
     /// Which endorsement key to present for registration.
     #[arg(long, value_enum, default_value = "rsa")]
     ek_alg: crate::tpm::EkAlgorithm,
@@ -214,7 +220,13 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
     } else {
         crate::gpu::GpuSource::Nvml
     };
-    let collector = Arc::new(Collector::new(tpm, node_id, args.event_log, gpus));
+    let collector = Arc::new(Collector::new(
+        tpm,
+        node_id,
+        args.event_log,
+        args.ima_log,
+        gpus,
+    ));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

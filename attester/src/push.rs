@@ -53,7 +53,12 @@ async fn push_once(
     let selection = challenge.selection.unwrap_or_default();
     let collector = Arc::clone(collector);
     let evidence = tokio::task::spawn_blocking(move || {
-        collector.evidence(&challenge.nonce, &selection.pcrs, &selection.banks)
+        collector.evidence(
+            &challenge.nonce,
+            &selection.pcrs,
+            &selection.banks,
+            challenge.ima_offset,
+        )
     })
     .await
     .map_err(|e| format!("evidence task failed: {e}"))?

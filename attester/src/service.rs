@@ -46,7 +46,12 @@ impl Attester for AttesterService {
         }
         let collector = Arc::clone(&self.collector);
         let evidence = tokio::task::spawn_blocking(move || {
-            collector.evidence(&request.nonce, &selection.pcrs, &selection.banks)
+            collector.evidence(
+                &request.nonce,
+                &selection.pcrs,
+                &selection.banks,
+                request.ima_offset,
+            )
         })
         .await
         .map_err(|e| Status::internal(format!("evidence task failed: {e}")))?

@@ -358,6 +358,13 @@ pub fn start_attester(tpm: &Swtpm, state: &Path, node_id: &str, extra: &[&str]) 
             "/nonexistent/vigil-e2e/binary_bios_measurements",
         ]);
     }
+    if !extra.contains(&"--ima-log") {
+        // Nor the host's IMA list: its PCR 10 is the host TPM's, not the swtpm's.
+        command.args([
+            "--ima-log",
+            "/nonexistent/vigil-e2e/binary_runtime_measurements",
+        ]);
+    }
     Server::start(command)
 }
 
@@ -478,4 +485,56 @@ pub fn fixtures(marker: &str) -> Option<PathBuf> {
         dir.display()
     );
     None
+}
+
+/// One binary `ima-ng` entry for PCR 10 measuring `path` with `algorithm:digest`, laid out as
+/// the kernel writes it (template hash SHA-1 over the template data).
+pub fn ima_ng_entry(path: &str, algorithm: &str, digest: &[u8]) -> Vec<u8> {
+    let mut digest_field = format!("{algorithm}:").into_bytes();
+    digest_field.push(0);
+    digest_field.extend_from_slice(digest);
+    let mut name_field = path.as_bytes().to_vec();
+    name_field.push(0);
+    let mut data = Vec::new();
+    for field in [&digest_field, &name_field] {
+        data.extend((field.len() as u32).to_le_bytes());
+        data.extend_from_slice(field);
+    }
+    let mut entry = Vec::new();
+    entry.extend(10u32.to_le_bytes());
+    entry.extend(vigil_ima::HashAlg::Sha1.digest(&data));
+    entry.extend(6u32.to_le_bytes());
+    entry.extend_from_slice(b"ima-ng");
+    entry.extend((data.len() as u32).to_le_bytes());
+    entry.extend(data);
+    entry
+}
+
+/// Extends every entry of the binary IMA list `list` into PCR 10 of `tpm` as a Linux 5.11+
+/// kernel does: the SHA-1 bank gets the template hash, the SHA-256 bank the SHA-256 of the
+/// template data; violations extend all ones.
+pub fn extend_ima_list(tpm: &Swtpm, dir: &Path, list: &[u8]) {
+    let parsed = vigil_ima::parse(list, vigil_ima::HashAlg::Sha1, 0).expect("IMA list");
+    let specs: Vec<String> = parsed
+        .entries
+        .iter()
+        .map(|entry| {
+            let (sha1, sha256) = if entry.is_violation() {
+                (vec![0xff; 20], vec![0xff; 32])
+            } else {
+                (entry.template_hash.to_vec(), sha256(&entry.hashed))
+            };
+            format!(
+                "{}:sha1={},sha256={}",
+                entry.pcr,
+                hex::encode(sha1),
+                hex::encode(sha256)
+            )
+        })
+        .collect();
+    // tpm2_pcrextend extends its arguments in order; batches keep command lines short.
+    for batch in specs.chunks(200) {
+        let args: Vec<&str> = batch.iter().map(String::as_str).collect();
+        tpm2(tpm, dir, "tpm2_pcrextend", &args);
+    }
 }

@@ -12,6 +12,7 @@ use crate::baseline::{self, Appraisal, Baseline, BaselineRef};
 use crate::claims::{ClaimSet, Source, Trust, Value};
 use crate::evidence::eventlog;
 use crate::evidence::gpu::{GpuContext, check_gpus};
+use crate::evidence::ima::{ImaStart, QuotedState, check_ima};
 use crate::evidence::tpm as tpm_evidence;
 use crate::nonce::{self, DEFAULT_NONCE_TTL_SECS};
 use crate::report::{AK_TRUST_TOFU, AttestationReport, Check, Verdict};
@@ -41,6 +42,8 @@ pub struct VerifierConfig {
     pub allow_no_baseline: bool,
     /// Lifetime of a signed attestation result (EAR `exp` - `iat`).
     pub result_ttl_secs: i64,
+    /// Ask for whole IMA lists even when a verified prefix is stored (`baseline capture`).
+    pub ima_full_lists: bool,
 }
 
 impl Default for VerifierConfig {
@@ -51,6 +54,7 @@ impl Default for VerifierConfig {
             allow_tofu: false,
             allow_no_baseline: false,
             result_ttl_secs: DEFAULT_RESULT_TTL_SECS,
+            ima_full_lists: false,
         }
     }
 }
@@ -69,6 +73,10 @@ pub enum VerifierError {
     Poisoned,
     #[error("baseline: {0}")]
     Baseline(String),
+    /// The attester sent IMA entries after a point this verifier cannot continue from (the
+    /// host rebooted, or the stored state was dropped): challenge again for the whole list.
+    #[error("the node's IMA list must be sent whole: {0}")]
+    ImaRestart(String),
 }
 
 /// How evidence reached the verifier. It decides whether a verdict may speak for a registered
@@ -87,6 +95,9 @@ pub struct Challenge {
     pub nonce: Vec<u8>,
     pub expires_at: i64,
     pub selection: PcrSelection,
+    /// IMA entries this verifier has verified for the node's current boot: the attester sends
+    /// the rest (0: the whole list).
+    pub ima_offset: u64,
 }
 
 pub struct Verifier {
@@ -100,6 +111,34 @@ pub struct Verifier {
     baseline_keys: Vec<baseline::signature::TrustedKey>,
     /// The client certificate for pulling from attesters (None: plaintext, dev mode).
     client_tls: Option<crate::connect::ClientTls>,
+}
+
+/// The PCR Linux IMA extends.
+pub const IMA_PCR: u32 = 10;
+
+/// Where the node's next IMA list may start: after the entries verified under the baseline
+/// that applies now. A state kept under another baseline version is not continued, so a
+/// changed allow-list judges the whole list again.
+fn ima_offset(store: &Store, node_id: &str) -> Result<u64, VerifierError> {
+    let Some((baseline, state)) = store.ima_state(node_id)? else {
+        return Ok(0);
+    };
+    Ok(if baseline == current_baseline_label(store, node_id)? {
+        state.state.entries
+    } else {
+        0
+    })
+}
+
+/// `name@version` of the baseline that applies to the node now ("" when none).
+fn current_baseline_label(store: &Store, node_id: &str) -> Result<String, VerifierError> {
+    let group = store
+        .node(node_id)?
+        .map_or_else(|| "default".to_owned(), |r| r.group);
+    Ok(store
+        .baseline_for_group(&group)?
+        .map(|b| format!("{}@{}", b.name, b.version))
+        .unwrap_or_default())
 }
 
 /// Seconds since the Unix epoch, the verifier's clock for nonces and records.
@@ -247,13 +286,24 @@ impl Verifier {
         validate_node_id(node_id)?;
         let store = self.store()?;
         let nonce = nonce::issue(&store, node_id, now, self.config.nonce_ttl_secs)?;
+        let ima_offset = if self.config.ima_full_lists {
+            0
+        } else {
+            ima_offset(&store, node_id)?
+        };
+        // PCR 10 is always quoted: IMA extends it, and its replay needs the quoted value.
+        let mut pcrs = self.config.required_pcrs.clone();
+        if !pcrs.contains(&IMA_PCR) {
+            pcrs.push(IMA_PCR);
+        }
         Ok(Challenge {
             nonce: nonce.to_vec(),
             expires_at: now.saturating_add(self.config.nonce_ttl_secs),
             selection: PcrSelection {
-                pcrs: self.config.required_pcrs.clone(),
+                pcrs,
                 banks: Vec::new(),
             },
+            ima_offset,
         })
     }
 
@@ -280,7 +330,7 @@ impl Verifier {
         let nonce = issued_nonce.unwrap_or(&evidence.nonce);
         // The store is held only to read and to record: the evidence checks below (signatures,
         // replay, GPU chains) run outside the lock, concurrently with other appraisals.
-        let (nonce_outcome, recorded, group, stored_baseline) = {
+        let (nonce_outcome, recorded, group, stored_baseline, ima_stored) = {
             let store = self.store()?;
             // Freshness first: consuming the nonce makes any retry of this evidence a replay.
             let nonce_outcome = nonce::consume(&store, nonce, node_id, now);
@@ -289,8 +339,17 @@ impl Verifier {
                 .as_ref()
                 .map_or_else(|| "default".to_owned(), |r| r.group.clone());
             let stored_baseline = store.baseline_for_group(&group)?;
-            (nonce_outcome, recorded, group, stored_baseline)
+            let ima_stored = store.ima_state(node_id)?;
+            (nonce_outcome, recorded, group, stored_baseline, ima_stored)
         };
+        let baseline_label = stored_baseline
+            .as_ref()
+            .map(|b| format!("{}@{}", b.name, b.version))
+            .unwrap_or_default();
+        // The stored IMA state continues only under the baseline it was appraised with.
+        let ima_start = ima_stored
+            .filter(|(label, _)| *label == baseline_label)
+            .map(|(_, start)| start);
         match nonce_outcome {
             Ok(()) => checks.push(Check::pass(
                 "nonce.fresh",
@@ -312,7 +371,27 @@ impl Verifier {
             rims: self.rims.as_ref(),
             at: now,
         };
-        let outcome = check_evidence(nonce, evidence, &self.config.required_pcrs, &gpu_context);
+        let outcome = check_evidence_with(
+            nonce,
+            evidence,
+            &self.config.required_pcrs,
+            &gpu_context,
+            ima_start.as_ref(),
+        );
+        if outcome.ima_stale {
+            self.store()?.delete_ima_state(node_id)?;
+            if matches!(origin, Origin::Pulled(_)) {
+                let why = outcome
+                    .checks
+                    .iter()
+                    .find(|c| c.name == "ima.replay" && !c.passed)
+                    .map(|c| c.detail.clone())
+                    .unwrap_or_default();
+                return Err(VerifierError::ImaRestart(why));
+            }
+        }
+        let ima_next = outcome.ima_next;
+        let ima_start_record = outcome.ima_start_record;
         checks.extend(outcome.checks);
         if let Some((ak_public, ak_name)) = &outcome.ak {
             checks.push(ak_known_check(
@@ -374,9 +453,20 @@ impl Verifier {
                 check: "ak.known".into(),
             },
         );
+        let mut required_files: Vec<baseline::ima::RequiredFile> = Vec::new();
         let appraisal = match stored_baseline {
             Some(stored) => match compile_stored(&stored) {
                 Ok(baseline) => {
+                    required_files = baseline
+                        .rules
+                        .iter()
+                        .filter_map(|rule| match &rule.expect {
+                            baseline::rules::Expect::ImaRequired(required) => {
+                                Some(required.clone())
+                            }
+                            _ => None,
+                        })
+                        .collect();
                     let appraisal = baseline::appraise(&host_claims, &checks, &baseline, now);
                     checks.push(appraisal_check(&appraisal));
                     Some(appraisal)
@@ -412,7 +502,24 @@ impl Verifier {
             }
         };
 
+        // The IMA state advances only over entries that checked out and that no IMA rule
+        // objected to: a refused file is judged again at the next attestation, never skipped.
+        let ima_acceptable = !checks
+            .iter()
+            .any(|c| !c.passed && (c.name.starts_with("ima.") || c.name.starts_with("quote.")))
+            && appraisal.as_ref().is_none_or(|a| {
+                !a.results
+                    .iter()
+                    .any(|r| r.rule.starts_with("ima.") && r.outcome != baseline::Outcome::Pass)
+            });
+        let ima_keep = ima_next.filter(|_| ima_acceptable).map(|next| {
+            crate::evidence::ima::state_to_keep(next, &host_claims.claims, |m| {
+                required_files.iter().any(|r| r.judge(m).is_ok())
+            })
+        });
+
         let mut report = AttestationReport::new(node_id, nonce, now, checks);
+        report.ima_start = ima_start_record;
         report.ak_name = ak_name;
         report.ak_trust = ak_trust;
         report.quoted_pcrs = outcome.quoted_pcrs;
@@ -469,6 +576,12 @@ impl Verifier {
             && let Some(claims) = &report.host_claims
         {
             store.set_gpu_identities(node_id, &gpu_identities(claims).to_string())?;
+        }
+        // After the verdict is durable: a crash in between only costs a longer list next time.
+        // A list that did not check out leaves the stored state where it was, so the same
+        // entries are sent, and judged, again.
+        if attributable && let Some(state) = &ima_keep {
+            store.put_ima_state(node_id, &baseline_label, state, now)?;
         }
         Ok(report)
     }
@@ -686,15 +799,34 @@ pub struct EvidenceOutcome {
     pub claims: Vec<eventlog::Claim>,
     /// What appraisal sees: PCRs, boot and GPU claims (node id and time are the caller's).
     pub host_claims: ClaimSet,
+    /// The IMA state after the verified prefix of the list (None without a verified list).
+    pub ima_next: Option<ImaStart>,
+    /// The list does not continue the given state (a reboot): the whole list is needed.
+    pub ima_stale: bool,
+    /// The state an incremental list was replayed from (recorded for re-appraisal).
+    pub ima_start_record: Option<ImaStart>,
 }
 
-/// Checks `evidence` against `nonce`: AK, quote (signature, qualifying data binding the GPU
-/// evidence, PCR digest and coverage), event log replay, GPU evidence (at `gpu.at`).
+/// Checks `evidence` against `nonce` as [`check_evidence_with`] does, for an IMA list sent
+/// whole (no state from earlier attestations).
 pub fn check_evidence(
     nonce: &[u8],
     evidence: &Evidence,
     required_pcrs: &[u32],
     gpu: &GpuContext<'_>,
+) -> EvidenceOutcome {
+    check_evidence_with(nonce, evidence, required_pcrs, gpu, None)
+}
+
+/// Checks `evidence` against `nonce`: AK, quote (signature, qualifying data binding the GPU
+/// evidence, PCR digest and coverage), event log replay, IMA replay (continuing from
+/// `ima_start` when the list does not begin at entry 0), GPU evidence (at `gpu.at`).
+pub fn check_evidence_with(
+    nonce: &[u8],
+    evidence: &Evidence,
+    required_pcrs: &[u32],
+    gpu: &GpuContext<'_>,
+    ima_start: Option<&ImaStart>,
 ) -> EvidenceOutcome {
     let mut checks = Vec::new();
     if evidence.nonce.as_slice() == nonce {
@@ -715,6 +847,7 @@ pub fn check_evidence(
     let mut ak = None;
     let mut quoted_pcrs: BTreeMap<String, BTreeMap<u32, String>> = BTreeMap::new();
     let mut verified_pcrs: Option<tpm_evidence::PcrValues> = None;
+    let mut reset_count = 0u32;
     match evidence
         .tpm
         .as_ref()
@@ -761,6 +894,7 @@ pub fn check_evidence(
                             )
                         })
                         .collect();
+                    reset_count = verified.reset_count;
                     verified_pcrs = Some(verified.pcrs);
                 }
                 Err(failure) => checks.push(Check::fail(failure.check, failure.detail)),
@@ -814,6 +948,12 @@ pub fn check_evidence(
     for claim in &claims {
         host_claims.claims.push(boot_claim(claim, &quoted_indices));
     }
+    let quoted_state = verified_pcrs
+        .as_ref()
+        .map(|pcrs| QuotedState { pcrs, reset_count });
+    let ima = check_ima(evidence.ima_log.as_ref(), quoted_state.as_ref(), ima_start);
+    checks.extend(ima.checks);
+    host_claims.claims.extend(ima.claims);
     checks.extend(check_gpus(
         nonce,
         &evidence.gpus,
@@ -821,12 +961,24 @@ pub fn check_evidence(
         quote_verified,
         &mut host_claims,
     ));
+    let ima_start_record = evidence
+        .ima_log
+        .as_ref()
+        .filter(|log| log.present && log.first_entry > 0)
+        .and(ima_start)
+        .map(|start| ImaStart {
+            carried: Vec::new(),
+            ..start.clone()
+        });
     EvidenceOutcome {
         checks,
         ak,
         quoted_pcrs,
         claims,
         host_claims,
+        ima_next: ima.next,
+        ima_stale: ima.stale_state,
+        ima_start_record,
     }
 }
 

@@ -20,6 +20,38 @@ pub enum Value {
     /// Lowercase hex.
     Digest(String),
     List(Vec<String>),
+    /// What one IMA entry measured: a file (or a buffer) with its digest.
+    Measurement(FileMeasurement),
+}
+
+/// One IMA measurement as appraisal sees it (from `vigil_ima::Measurement`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeasurement {
+    /// File path, or the buffer's name for `ima-buf` entries (a keyring, `kexec-cmdline`).
+    pub path: String,
+    /// `file` or `buffer`.
+    pub kind: String,
+    /// Digest algorithm as the kernel names it (`sha256`, `sha1`, `sm3_256`, …).
+    pub algorithm: String,
+    /// Lowercase hex; empty for a violation.
+    pub digest: String,
+    pub template: String,
+    /// The file's IMA signature (`security.ima`), hex, when the template carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// A violation: measured while open for writing (or open-writers), digest unknown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub violation: bool,
+}
+
+impl std::fmt::Display for FileMeasurement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.violation {
+            write!(f, "{} (violation: digest unknown)", self.path)
+        } else {
+            write!(f, "{} {}:{}", self.path, self.algorithm, self.digest)
+        }
+    }
 }
 
 impl std::fmt::Display for Value {
@@ -29,6 +61,7 @@ impl std::fmt::Display for Value {
             Value::Int(i) => write!(f, "{i}"),
             Value::Text(t) | Value::Digest(t) => f.write_str(t),
             Value::List(items) => write!(f, "[{}]", items.join(", ")),
+            Value::Measurement(m) => write!(f, "{m}"),
         }
     }
 }
@@ -72,6 +105,14 @@ pub enum Source {
     GpuReport { gpu: u32, claim: String },
     /// An unsigned GPU inventory value the host's attester reported for GPU `gpu`.
     GpuInventory { gpu: u32 },
+    /// An entry of the IMA list (number since boot, template). `carried`: verified in an
+    /// earlier attestation of the same boot and kept by the verifier (incremental lists).
+    ImaEntry {
+        entry: u64,
+        template: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        carried: bool,
+    },
     /// Established by the verifier itself (check name).
     Verifier { check: String },
 }
@@ -85,6 +126,17 @@ impl std::fmt::Display for Source {
             }
             Source::GpuReport { gpu, claim } => write!(f, "GPU {gpu} report ({claim})"),
             Source::GpuInventory { gpu } => write!(f, "GPU {gpu} inventory (unsigned)"),
+            Source::ImaEntry {
+                entry,
+                template,
+                carried,
+            } => {
+                write!(f, "IMA entry {entry} ({template})")?;
+                if *carried {
+                    f.write_str(", verified earlier this boot")?;
+                }
+                Ok(())
+            }
             Source::Verifier { check } => write!(f, "verifier ({check})"),
         }
     }
@@ -222,6 +274,28 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ),
     // TPM quote.
     ("pcr.*.*", "a verified PCR value: pcr.<bank>.<index>"),
+    // Runtime integrity (IMA list).
+    (
+        "ima.log",
+        "replayed (the IMA list reproduces the quoted PCR 10), absent, or failed",
+    ),
+    (
+        "ima.entries",
+        "IMA entries verified since boot (the prefix the quote covers)",
+    ),
+    (
+        "ima.entries_new",
+        "IMA entries verified in this attestation",
+    ),
+    ("ima.violations", "IMA violations verified since boot"),
+    (
+        "ima.boot_aggregate",
+        "matches: the IMA boot_aggregate entry equals the quoted PCRs 0-7 (or 0-9)",
+    ),
+    (
+        "ima.entries[*]",
+        "an IMA measurement: path, digest, template, signature (entry number since boot)",
+    ),
     // Measured boot (event log).
     (
         "boot.secure_boot.enabled",

@@ -79,6 +79,11 @@ enum Command {
         #[command(subcommand)]
         command: EventlogCommand,
     },
+    /// IMA runtime measurement lists: show them, replay them against a quoted PCR 10.
+    Ima {
+        #[command(subcommand)]
+        command: cli::ima::ImaCommand,
+    },
     /// NVIDIA GPU / NVSwitch attestation reports, verified offline.
     Gpu {
         #[command(subcommand)]
@@ -136,6 +141,9 @@ pub(crate) struct StoreArgs {
     /// Without it such nodes fail: nothing says what is trusted.
     #[arg(long)]
     allow_no_baseline: bool,
+    /// Ask every attester for its whole IMA list (set by `baseline capture --node`).
+    #[arg(skip)]
+    full_ima_lists: bool,
     /// Directory of NVIDIA RIMs (SWID tags) for GPU measurement comparison.
     #[arg(long, env = "VIGIL_RIM_DIR")]
     rim_dir: Option<PathBuf>,
@@ -515,6 +523,7 @@ fn main() -> ExitCode {
             command: QuoteCommand::Verify(args),
         } => quote_verify(args),
         Command::Eventlog { command } => eventlog_command(command),
+        Command::Ima { command } => cli::ima::ima_command(command),
         Command::Gpu { command } => gpu_command(command),
         Command::Baseline { command } => cli::baseline::baseline_command(command),
         Command::Keys { command } => cli::baseline::keys_command(command),
@@ -558,6 +567,7 @@ pub(crate) fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError>
             allow_tofu: args.tofu,
             allow_no_baseline: args.allow_no_baseline,
             result_ttl_secs: args.result_ttl,
+            ima_full_lists: args.full_ima_lists,
             ..VerifierConfig::default()
         },
     )
@@ -675,9 +685,15 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
                 vigil_verifier::service::AuditService::new(Arc::clone(&verifier)),
             ))
             .add_service(RegistrarServer::new(RegistrarService::new(Arc::clone(&verifier), policy)))
-            .add_service(vigil_proto::v1::baselines_server::BaselinesServer::new(
-                vigil_verifier::service::BaselinesService::new(Arc::clone(&verifier)),
-            ))
+            .add_service(
+                vigil_proto::v1::baselines_server::BaselinesServer::new(
+                    vigil_verifier::service::BaselinesService::new(Arc::clone(&verifier)),
+                )
+                // A baseline with an IMA allow-list is megabytes; the request carries it whole.
+                .max_decoding_message_size(
+                    vigil_verifier::baseline::file::MAX_BASELINE_BYTES + 64 * 1024,
+                ),
+            )
             .add_service(
                 VerifierServer::new(VerifierService::new(verifier))
                     .max_decoding_message_size(MAX_EVIDENCE_BYTES),
@@ -859,6 +875,7 @@ fn node_command(command: NodeCommand) -> Result<Verdict, AnyError> {
                 tofu: false,
                 result_ttl: vigil_verifier::attest::DEFAULT_RESULT_TTL_SECS,
                 allow_no_baseline: false,
+                full_ima_lists: false,
                 rim_dir: None,
                 baseline_keys: None,
                 tls_dir: None,

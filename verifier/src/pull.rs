@@ -8,8 +8,10 @@ use vigil_proto::v1::{GetEvidenceRequest, GetIdentityRequest};
 use crate::attest::{Origin, Verifier, VerifierError, unix_now};
 use crate::report::AttestationReport;
 
-/// Largest evidence message accepted (event logs are the bulk; real ones are < 1 MiB).
-pub const MAX_EVIDENCE_BYTES: usize = 20 * 1024 * 1024;
+/// Largest evidence message accepted. The bulk is a whole IMA list at the first attestation of
+/// a boot (about 120 bytes an entry; later attestations send only new entries); event logs
+/// are < 1 MiB.
+pub const MAX_EVIDENCE_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -78,33 +80,46 @@ pub async fn attest_node(
         .map_err(call_error("GetIdentity"))?
         .into_inner();
     let node_id = identity.node_id;
-    let challenge = {
-        let verifier = Arc::clone(&verifier);
-        let node_id = node_id.clone();
-        tokio::task::spawn_blocking(move || verifier.challenge(&node_id, unix_now()))
+    // At most twice: a host that rebooted since the verifier's last look sends IMA entries
+    // the verifier cannot continue from; the second challenge then asks for the whole list.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let challenge = {
+            let verifier = Arc::clone(&verifier);
+            let node_id = node_id.clone();
+            tokio::task::spawn_blocking(move || verifier.challenge(&node_id, unix_now()))
+                .await
+                .map_err(|e| VerifierError::InvalidRequest(format!("challenge task: {e}")))??
+        };
+        let evidence = client
+            .get_evidence(GetEvidenceRequest {
+                nonce: challenge.nonce.clone(),
+                selection: Some(challenge.selection),
+                ima_offset: challenge.ima_offset,
+            })
             .await
-            .map_err(|e| VerifierError::InvalidRequest(format!("challenge task: {e}")))??
-    };
-    let evidence = client
-        .get_evidence(GetEvidenceRequest {
-            nonce: challenge.nonce.clone(),
-            selection: Some(challenge.selection),
-            ima_offset: 0,
-        })
-        .await
-        .map_err(call_error("GetEvidence"))?
-        .into_inner();
-    let origin = Origin::Pulled(address.to_owned());
-    let report = tokio::task::spawn_blocking(move || {
-        verifier.appraise(
-            &node_id,
-            Some(&challenge.nonce),
-            &evidence,
-            &origin,
-            unix_now(),
-        )
-    })
-    .await
-    .map_err(|e| VerifierError::InvalidRequest(format!("appraisal task: {e}")))??;
-    Ok(report)
+            .map_err(call_error("GetEvidence"))?
+            .into_inner();
+        let origin = Origin::Pulled(address.to_owned());
+        let appraised = {
+            let verifier = Arc::clone(&verifier);
+            let node_id = node_id.clone();
+            tokio::task::spawn_blocking(move || {
+                verifier.appraise(
+                    &node_id,
+                    Some(&challenge.nonce),
+                    &evidence,
+                    &origin,
+                    unix_now(),
+                )
+            })
+            .await
+            .map_err(|e| VerifierError::InvalidRequest(format!("appraisal task: {e}")))?
+        };
+        match appraised {
+            Err(VerifierError::ImaRestart(_)) if attempt < 2 => continue,
+            other => return Ok(other?),
+        }
+    }
 }

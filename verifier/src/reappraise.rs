@@ -6,7 +6,7 @@
 use serde::Serialize;
 use vigil_proto::v1::Evidence;
 
-use crate::attest::check_evidence;
+use crate::attest::check_evidence_with;
 use crate::report::Check;
 
 #[derive(Debug, Serialize)]
@@ -108,7 +108,16 @@ pub fn reappraise(
         rims: None,
         at: entry.time,
     };
-    let outcome = check_evidence(&nonce, &evidence, required_pcrs, &gpu_context);
+    // An incremental IMA list is replayed from the state its verdict recorded.
+    let ima_start: Option<crate::evidence::ima::ImaStart> =
+        serde_json::from_value(body["result"]["ima_start"].clone()).unwrap_or(None);
+    let outcome = check_evidence_with(
+        &nonce,
+        &evidence,
+        required_pcrs,
+        &gpu_context,
+        ima_start.as_ref(),
+    );
     let recorded: Vec<(String, bool)> = body["result"]["checks"]
         .as_array()
         .ok_or_else(|| malformed("no recorded checks"))?

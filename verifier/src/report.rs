@@ -129,6 +129,10 @@ pub struct AttestationReport {
     /// The signed EAR (JWT), when this verifier signs results.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_token: Option<String>,
+    /// For an IMA list sent from entry N > 0: the verified state it was replayed from, so the
+    /// verdict can be re-appraised from its stored evidence alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ima_start: Option<crate::evidence::ima::ImaStart>,
 }
 
 impl AttestationReport {
@@ -154,6 +158,7 @@ impl AttestationReport {
             baseline: None,
             appraisal: None,
             result_token: None,
+            ima_start: None,
         }
     }
 

@@ -177,6 +177,7 @@ impl VerifierRpc for VerifierService {
             nonce: challenge.nonce,
             expires_at_unix: challenge.expires_at,
             selection: Some(challenge.selection),
+            ima_offset: challenge.ima_offset,
         }))
     }
 
@@ -190,17 +191,16 @@ impl VerifierRpc for VerifierService {
             .evidence
             .ok_or_else(|| Status::invalid_argument("AttestRequest.evidence is missing"))?;
         let verifier = Arc::clone(&self.verifier);
-        let report =
-            blocking(move || {
-                verifier.appraise(
-                    &request.node_id,
-                    None,
-                    &evidence,
-                    &crate::attest::Origin::Pushed,
-                    unix_now(),
-                )
-            })
-                .await?;
+        let report = blocking(move || {
+            verifier.appraise(
+                &request.node_id,
+                None,
+                &evidence,
+                &crate::attest::Origin::Pushed,
+                unix_now(),
+            )
+        })
+        .await?;
         Ok(Response::new(report.to_proto()))
     }
 

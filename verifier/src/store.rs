@@ -140,6 +140,13 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 5: the device identities of a node's GPUs, from its last passing verdict.
     "ALTER TABLE nodes ADD COLUMN gpu_identities TEXT NOT NULL DEFAULT '[]';",
+    // IMA: per node, the verified prefix of this boot's list (incremental attestation).
+    "CREATE TABLE ima_state (
+        node_id     TEXT PRIMARY KEY,
+        baseline    TEXT NOT NULL,
+        state_json  TEXT NOT NULL,
+        updated_at  INTEGER NOT NULL
+     );",
 ];
 
 /// A node's status as orchestrators see it.
@@ -545,6 +552,8 @@ impl Store {
         let changed = tx
             .execute("DELETE FROM nodes WHERE node_id = ?1", params![node_id])
             .map_err(db("remove node"))?;
+        tx.execute("DELETE FROM ima_state WHERE node_id = ?1", params![node_id])
+            .map_err(db("remove node's IMA state"))?;
         if changed == 1 {
             let entry = vigil_audit::AuditEntry {
                 kind: "node.removed".to_owned(),
@@ -677,6 +686,59 @@ impl Store {
             .map_err(db("read status changes"))?;
         rows.collect::<Result<Vec<_>, _>>()
             .map_err(db("read status change row"))
+    }
+
+    /// The node's stored IMA state and the baseline (`name@version`, or empty) it was
+    /// appraised under.
+    pub fn ima_state(
+        &self,
+        node_id: &str,
+    ) -> Result<Option<(String, crate::evidence::ima::ImaStart)>, StoreError> {
+        let row: Option<(String, String)> = self
+            .connection
+            .query_row(
+                "SELECT baseline, state_json FROM ima_state WHERE node_id = ?1",
+                params![node_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db("read IMA state"))?;
+        // A state that no longer decodes is dropped: the next attestation sends the whole list.
+        Ok(row.and_then(|(baseline, json)| {
+            serde_json::from_str(&json)
+                .ok()
+                .map(|state| (baseline, state))
+        }))
+    }
+
+    /// Keeps `state` as the node's verified IMA prefix under `baseline`.
+    pub fn put_ima_state(
+        &self,
+        node_id: &str,
+        baseline: &str,
+        state: &crate::evidence::ima::ImaStart,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(state).map_err(|e| {
+            StoreError::NotFound(format!("IMA state of {node_id} does not serialise: {e}"))
+        })?;
+        self.connection
+            .execute(
+                "INSERT INTO ima_state (node_id, baseline, state_json, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(node_id) DO UPDATE SET baseline = ?2, state_json = ?3, updated_at = ?4",
+                params![node_id, baseline, json, now],
+            )
+            .map_err(db("record IMA state"))?;
+        Ok(())
+    }
+
+    /// Forgets the node's IMA state: its next attestation sends the whole list.
+    pub fn delete_ima_state(&self, node_id: &str) -> Result<(), StoreError> {
+        self.connection
+            .execute("DELETE FROM ima_state WHERE node_id = ?1", params![node_id])
+            .map_err(db("delete IMA state"))?;
+        Ok(())
     }
 
     /// Records the GPUs a node proved (JSON list), from a passing verdict.

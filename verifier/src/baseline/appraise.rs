@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use vigil_ear::{Status, TrustVector};
 
-use super::rules::{Category, Rule, Severity, judge};
+use super::rules::{Category, Quantifier, Rule, Severity, judge_with_reason};
 use crate::claims::{
     ClaimSet, HostClaim, Source, Trust, Value, gpu_index, split_name, tokens_match,
 };
@@ -246,6 +246,16 @@ fn evaluate(
             .map(|(_, claim)| *claim)
             .collect();
         if matched.is_empty() {
+            if rule.quantifier == Quantifier::All {
+                out.push(result(
+                    submodule,
+                    &pattern,
+                    Outcome::Pass,
+                    "nothing to judge (no matching claims)".to_owned(),
+                    None,
+                ));
+                continue;
+            }
             let why = if pattern.starts_with("gpu[") && gpus.is_empty() {
                 "no GPU evidence presented".to_owned()
             } else {
@@ -254,37 +264,123 @@ fn evaluate(
             out.push(result(submodule, &pattern, Outcome::Unevaluable, why, None));
             continue;
         }
-        for claim in matched {
-            let found_value = claim
-                .value
-                .as_ref()
-                .map_or_else(|| "(no value)".to_owned(), ToString::to_string);
-            let (outcome, found) = match (&claim.trust, &claim.value) {
-                (trust, _) if !trust.usable() => (
-                    Outcome::Unevaluable,
-                    format!("{found_value} - not usable: {}", trust_reason(trust)),
-                ),
-                (_, None) => (Outcome::Unevaluable, "the claim has no value".to_owned()),
-                (_, Some(value)) => match judge(&rule.expect, value) {
-                    Ok(true) => (Outcome::Pass, found_value),
-                    Ok(false) => (
+        let judged = matched
+            .iter()
+            .map(|claim| (*claim, judge_claim(rule, claim)));
+        match rule.quantifier {
+            Quantifier::Each => {
+                for (claim, (outcome, found)) in judged {
+                    out.push(result(
+                        submodule.clone(),
+                        &claim.name,
+                        outcome,
+                        found,
+                        Some(claim.source.clone()),
+                    ));
+                }
+            }
+            Quantifier::All => {
+                let total = matched.len();
+                let mut not_met = 0usize;
+                for (claim, (outcome, found)) in judged {
+                    if outcome == Outcome::Pass {
+                        continue;
+                    }
+                    not_met += 1;
+                    if not_met <= MAX_LISTED_FAILURES {
+                        out.push(result(
+                            submodule.clone(),
+                            &claim.name,
+                            outcome,
+                            found,
+                            Some(claim.source.clone()),
+                        ));
+                    }
+                }
+                if not_met == 0 {
+                    out.push(result(
+                        submodule,
+                        &pattern,
+                        Outcome::Pass,
+                        format!("all {total} met"),
+                        None,
+                    ));
+                } else if not_met > MAX_LISTED_FAILURES {
+                    out.push(result(
+                        submodule,
+                        &pattern,
                         Outcome::Fail,
-                        match &claim.detail {
-                            Some(detail) => format!("{found_value} ({detail})"),
-                            None => found_value,
+                        format!(
+                            "{not_met} of {total} not met; the first {MAX_LISTED_FAILURES} are listed"
+                        ),
+                        None,
+                    ));
+                }
+            }
+            Quantifier::Any => {
+                let mut misses = Vec::new();
+                let mut met = None;
+                for (claim, (outcome, found)) in judged {
+                    if outcome == Outcome::Pass {
+                        met = Some((claim, found));
+                        break;
+                    }
+                    if !found.ends_with(super::ima::ANOTHER_FILE) && misses.len() < 5 {
+                        misses.push(found);
+                    }
+                }
+                match met {
+                    Some((claim, found)) => out.push(result(
+                        submodule,
+                        &claim.name,
+                        Outcome::Pass,
+                        found,
+                        Some(claim.source.clone()),
+                    )),
+                    None => out.push(result(
+                        submodule,
+                        &pattern,
+                        Outcome::Fail,
+                        if misses.is_empty() {
+                            "never measured since boot".to_owned()
+                        } else {
+                            misses.join("; ")
                         },
-                    ),
-                    Err(why) => (Outcome::Unevaluable, format!("{found_value} - {why}")),
-                },
-            };
-            out.push(result(
-                submodule.clone(),
-                &claim.name,
-                outcome,
-                found,
-                Some(claim.source.clone()),
-            ));
+                        None,
+                    )),
+                }
+            }
         }
+    }
+}
+
+/// At most this many failing claims of one rule are listed (the rest are counted).
+const MAX_LISTED_FAILURES: usize = 100;
+
+/// One claim against one rule: outcome and what was found.
+fn judge_claim(rule: &Rule, claim: &HostClaim) -> (Outcome, String) {
+    let found_value = claim
+        .value
+        .as_ref()
+        .map_or_else(|| "(no value)".to_owned(), ToString::to_string);
+    match (&claim.trust, &claim.value) {
+        (trust, _) if !trust.usable() => (
+            Outcome::Unevaluable,
+            format!("{found_value} - not usable: {}", trust_reason(trust)),
+        ),
+        (_, None) => (Outcome::Unevaluable, "the claim has no value".to_owned()),
+        (_, Some(value)) => match judge_with_reason(&rule.expect, value) {
+            Ok(None) => (Outcome::Pass, found_value),
+            Ok(Some(why)) if !why.is_empty() => (Outcome::Fail, why),
+            Ok(Some(_)) => (
+                Outcome::Fail,
+                match &claim.detail {
+                    Some(detail) => format!("{found_value} ({detail})"),
+                    None => found_value,
+                },
+            ),
+            Err(why) => (Outcome::Unevaluable, format!("{found_value} - {why}")),
+        },
     }
 }
 

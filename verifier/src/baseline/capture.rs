@@ -9,6 +9,11 @@ use crate::claims::{ClaimSet, Value};
 /// PCRs whose values are stable across boots of the same software (firmware and boot chain).
 const STABLE_PCRS: std::ops::RangeInclusive<u32> = 0..=9;
 
+/// `text` as a TOML basic string.
+pub fn toml_string(text: &str) -> String {
+    quote(text)
+}
+
 fn quote(text: &str) -> String {
     // TOML basic string: escape backslash, quote and control characters.
     let mut out = String::from("\"");
@@ -31,7 +36,7 @@ fn text_of(value: Option<&Value>) -> Option<String> {
         Value::Text(t) | Value::Digest(t) => Some(t.clone()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Int(i) => Some(i.to_string()),
-        Value::List(_) => None,
+        Value::List(_) | Value::Measurement(_) => None,
     }
 }
 
@@ -140,6 +145,8 @@ pub fn capture(name: &str, claims: &ClaimSet, captured_at: &str) -> String {
     }
     out.push('\n');
 
+    capture_ima(claims, &mut out);
+
     let gpus = claims.gpu_indices();
     if gpus.is_empty() {
         out.push_str("# This node presented no GPU evidence; add a [gpu] section for GPU hosts.\n");
@@ -194,4 +201,86 @@ pub fn capture(name: &str, claims: &ClaimSet, captured_at: &str) -> String {
     let _ = writeln!(out, "require_cc_mode = {cc}");
     out.push_str("# OCSP answers are rarely available offline: missing revocation data is a warning.\nrevocation = \"warn\"\n");
     out
+}
+
+/// The `[ima]` section: every file (and buffer) the golden node measured since boot, with the
+/// digests it measured, as the allow-list. Only from a whole, replayed list: a list sent from
+/// a later entry lacks what came before.
+fn capture_ima(claims: &ClaimSet, out: &mut String) {
+    let state = claims
+        .get("ima.log")
+        .and_then(|c| text_of(c.value.as_ref()))
+        .unwrap_or_default();
+    if state != "replayed" {
+        out.push_str("# This node sent no IMA list that replayed to PCR 10; add an [ima] section for runtime integrity.\n\n");
+        return;
+    }
+    let total = claims.get("ima.entries").and_then(|c| match c.value {
+        Some(Value::Int(n)) => Some(n),
+        _ => None,
+    });
+    let new = claims.get("ima.entries_new").and_then(|c| match c.value {
+        Some(Value::Int(n)) => Some(n),
+        _ => None,
+    });
+    if total != new {
+        out.push_str("# This result carries only the IMA entries since an earlier attestation; capture from the node\n# (`--node`) to learn the whole list.\n\n");
+        return;
+    }
+    let mut files: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut buffers: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut violations = std::collections::BTreeSet::new();
+    for claim in claims
+        .matching("ima.entries[*]")
+        .filter(|c| c.trust.usable())
+    {
+        let Some(Value::Measurement(m)) = &claim.value else {
+            continue;
+        };
+        if m.path == "boot_aggregate" && m.kind == "file" {
+            continue;
+        }
+        if m.violation {
+            violations.insert(m.path.as_str());
+            continue;
+        }
+        let digest = format!("{}:{}", m.algorithm, m.digest);
+        if m.kind == "buffer" {
+            buffers.entry(&m.path).or_default().insert(digest);
+        } else {
+            files.entry(&m.path).or_default().insert(digest);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "[ima]\n# The runtime measurement list (IMA) must replay to the quoted PCR 10 and belong to this boot.\n\
+         list = \"required\"\nboot_aggregate = true\n# Files whose content legitimately changes (logs, caches) are best excluded, by glob or\n\
+         # Keylime-style regular expression; files signed by your keys need no digest:\n\
+         # exclude = [\"/var/log/*\", \"/tmp/*\"]\n# keys = [\"\"\"-----BEGIN PUBLIC KEY----- ...\"\"\"]"
+    );
+    if !violations.is_empty() {
+        let _ = writeln!(
+            out,
+            "# Measured while open for writing (violations, content unknown): exclude them or fix the\n# workload; they fail as they are:"
+        );
+        for path in &violations {
+            let _ = writeln!(out, "#   {}", quote(path));
+        }
+    }
+    out.push_str("\n# Every file measured since boot, with the digests measured (");
+    let _ = write!(out, "{} files).\n[ima.allow]\n", files.len());
+    for (path, digests) in &files {
+        let list: Vec<String> = digests.iter().map(|d| quote(d)).collect();
+        let _ = writeln!(out, "{} = [{}]", quote(path), list.join(", "));
+    }
+    if !buffers.is_empty() {
+        out.push_str("\n# Buffers measured (ima-buf: keys loaded into keyrings, the kexec command line).\n[ima.keyrings]\n");
+        for (name, digests) in &buffers {
+            let list: Vec<String> = digests.iter().map(|d| quote(d)).collect();
+            let _ = writeln!(out, "{} = [{}]", quote(name), list.join(", "));
+        }
+    }
+    out.push('\n');
 }

@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::rules::{Category, Expect, Rule, Severity};
+use super::rules::{Category, Expect, Quantifier, Rule, Severity};
 use crate::claims::{Value, is_known_claim};
 
 /// The only format version this build reads.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Largest baseline file accepted (a fleet's baseline is a few KiB).
-pub const MAX_BASELINE_BYTES: usize = 1024 * 1024;
+/// Largest baseline file accepted: a few KiB without IMA; an IMA allow-list of a whole
+/// distribution (one line per file) reaches several MiB.
+pub const MAX_BASELINE_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BaselineError {
@@ -51,6 +52,7 @@ struct BaselineFile {
     pcrs: BTreeMap<String, BTreeMap<String, OneOrMany>>,
     boot: Option<Boot>,
     gpu: Option<Gpu>,
+    ima: Option<Ima>,
     #[serde(default, rename = "rule")]
     rules: Vec<GenericRule>,
 }
@@ -115,6 +117,35 @@ struct Gpu {
     require_rim_match: Option<bool>,
     require_cc_mode: Option<bool>,
     revocation: Option<RevocationPolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ima {
+    /// Default required: the list must be present and replay to the quoted PCR 10.
+    list: Option<Requirement>,
+    /// Default true: the boot_aggregate entry must equal the quoted PCRs 0-7 (or 0-9).
+    boot_aggregate: Option<bool>,
+    #[serde(default)]
+    allow: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    exclude_regex: Vec<String>,
+    #[serde(default)]
+    keys: Vec<String>,
+    #[serde(default)]
+    keyrings: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    require: Vec<ImaRequire>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImaRequire {
+    path: String,
+    #[serde(default)]
+    digests: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,6 +264,7 @@ fn rule(
         category,
         severity: Severity::Contraindicated,
         description: description.into(),
+        quantifier: Quantifier::Each,
     }
 }
 
@@ -379,6 +411,78 @@ fn compile_sections(file: &BaselineFile, rules: &mut Vec<Rule>) -> Result<(), (S
     }
     if let Some(gpu) = &file.gpu {
         compile_gpu(gpu, rules)?;
+    }
+    if let Some(ima) = &file.ima {
+        compile_ima(ima, rules)?;
+    }
+    Ok(())
+}
+
+fn compile_ima(ima: &Ima, rules: &mut Vec<Rule>) -> Result<(), (String, String)> {
+    if ima.list.unwrap_or(Requirement::Required) == Requirement::Required {
+        rules.push(rule(
+            "ima.list",
+            "ima.log",
+            Expect::Equals(Value::Text("replayed".into())),
+            Category::Executables,
+            "an IMA list is present and replays to the quoted PCR 10",
+        ));
+    }
+    if ima.boot_aggregate.unwrap_or(true) {
+        rules.push(rule(
+            "ima.boot_aggregate",
+            "ima.boot_aggregate",
+            Expect::Equals(Value::Text("matches".into())),
+            Category::Executables,
+            "the IMA list belongs to this boot (boot_aggregate equals the quoted PCRs)",
+        ));
+    }
+    let judges_files = !ima.allow.is_empty() || !ima.keys.is_empty() || !ima.keyrings.is_empty();
+    if judges_files {
+        let policy = super::ima::ImaPolicy::new(
+            ima.allow.clone(),
+            ima.exclude.clone(),
+            ima.exclude_regex.clone(),
+            ima.keys.clone(),
+            ima.keyrings.clone(),
+        )
+        .map_err(|message| ("ima".to_owned(), message))?;
+        let mut allowed = rule(
+            "ima.allowlist",
+            "ima.entries[*]",
+            Expect::ImaAllowed(policy),
+            Category::Executables,
+            "every file measured since boot is allowed (digest in the allow-list, excluded, or signed by a trusted key)",
+        );
+        allowed.quantifier = Quantifier::All;
+        rules.push(allowed);
+    } else if !ima.exclude.is_empty() || !ima.exclude_regex.is_empty() {
+        return Err((
+            "ima.exclude".into(),
+            "excludes without an allow-list, keys or keyrings exclude from nothing".into(),
+        ));
+    }
+    for (index, required) in ima.require.iter().enumerate() {
+        let field = format!("ima.require[{index}]");
+        let requirement = super::ima::RequiredFile {
+            path: required.path.clone(),
+            digests: required.digests.clone(),
+        };
+        if requirement.path.trim().is_empty() {
+            return Err((field, "path is empty".into()));
+        }
+        requirement
+            .validate()
+            .map_err(|message| (field.clone(), message))?;
+        let mut must = rule(
+            format!("ima.require[{}]", required.path),
+            "ima.entries[*]",
+            Expect::ImaRequired(requirement),
+            Category::Executables,
+            format!("{} was measured with an allowed digest", required.path),
+        );
+        must.quantifier = Quantifier::Any;
+        rules.push(must);
     }
     Ok(())
 }
@@ -541,5 +645,6 @@ fn compile_generic(raw: &GenericRule) -> Result<Rule, String> {
         severity: raw.severity.unwrap_or(Severity::Contraindicated),
         description: raw.description.clone().unwrap_or_default(),
         expect,
+        quantifier: super::rules::Quantifier::Each,
     })
 }

@@ -7,6 +7,8 @@
 pub mod appraise;
 pub mod capture;
 pub mod file;
+pub mod ima;
+pub mod keylime;
 pub mod rules;
 pub mod signature;
 

@@ -45,6 +45,24 @@ pub enum Expect {
     Contains(Vec<String>),
     /// A number at most this.
     AtMost(i64),
+    /// An IMA measurement the allow-list (or a trusted file signature) allows.
+    ImaAllowed(super::ima::ImaPolicy),
+    /// An IMA measurement of this file with an allowed digest.
+    ImaRequired(super::ima::RequiredFile),
+}
+
+/// How the claims a rule matches combine into its results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantifier {
+    /// Each matching claim must meet it; one result per claim (PCRs, GPUs).
+    #[default]
+    Each,
+    /// Each matching claim must meet it; passes are summarised in one result and failures
+    /// listed (thousands of IMA measurements). No matching claim is a pass: nothing to judge.
+    All,
+    /// At least one matching claim must meet it (a required file).
+    Any,
 }
 
 impl std::fmt::Display for Expect {
@@ -58,6 +76,22 @@ impl std::fmt::Display for Expect {
             Expect::Matches(v) => write!(f, "matches [{}]", v.join(", ")),
             Expect::Contains(v) => write!(f, "contains [{}]", v.join(", ")),
             Expect::AtMost(v) => write!(f, "<= {v}"),
+            Expect::ImaAllowed(policy) => write!(
+                f,
+                "allowed by the IMA policy ({} paths, {} excludes, {} keys)",
+                policy.allow.len(),
+                policy.exclude.len() + policy.exclude_regex.len(),
+                policy.keys.len()
+            ),
+            Expect::ImaRequired(required) if required.digests.is_empty() => {
+                write!(f, "{} measured", required.path)
+            }
+            Expect::ImaRequired(required) => write!(
+                f,
+                "{} measured with one of [{}]",
+                required.path,
+                required.digests.join(", ")
+            ),
         }
     }
 }
@@ -72,6 +106,22 @@ pub struct Rule {
     pub category: Category,
     pub severity: Severity,
     pub description: String,
+    #[serde(default)]
+    pub quantifier: Quantifier,
+}
+
+/// Judges one claim value: `Ok(None)` met, `Ok(Some(why))` not met (`why` empty when the
+/// value says it all), `Err` the value cannot be judged (wrong type).
+pub fn judge_with_reason(expect: &Expect, value: &Value) -> Result<Option<String>, String> {
+    match (expect, value) {
+        (Expect::ImaAllowed(policy), Value::Measurement(m)) => Ok(policy.judge(m).err()),
+        (Expect::ImaRequired(required), Value::Measurement(m)) => Ok(required.judge(m).err()),
+        (Expect::ImaAllowed(_) | Expect::ImaRequired(_), other) => Err(format!(
+            "expected an IMA measurement, the claim is a {}",
+            kind(other)
+        )),
+        _ => judge(expect, value).map(|met| (!met).then(String::new)),
+    }
 }
 
 /// Judges one claim value. `Err` says why the value cannot be judged (wrong type).
@@ -113,6 +163,9 @@ pub fn judge(expect: &Expect, value: &Value) -> Result<bool, String> {
                 kind(other)
             )),
         },
+        Expect::ImaAllowed(_) | Expect::ImaRequired(_) => {
+            judge_with_reason(expect, value).map(|why| why.is_none())
+        }
     }
 }
 
@@ -130,6 +183,7 @@ fn kind(value: &Value) -> &'static str {
         Value::Text(_) => "text",
         Value::Digest(_) => "digest",
         Value::List(_) => "list",
+        Value::Measurement(_) => "measurement",
     }
 }
 

@@ -95,6 +95,16 @@ pub enum BaselineCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Convert a Keylime runtime policy (JSON) into a baseline's `[ima]` section, validated.
+    ImportKeylime {
+        /// The runtime policy (`keylime_create_policy` output).
+        policy: PathBuf,
+        /// Baseline name.
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Make an Ed25519 baseline-signing key; prints the line for the trusted keys file.
     Keygen {
         #[arg(long)]
@@ -386,6 +396,9 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
                     // The golden node is attested now; its evidence must be authentic, whatever
                     // baseline (if any) its group has today.
                     store.allow_no_baseline = true;
+                    // The allow-list is learned from the whole IMA list, not from the entries
+                    // since an earlier attestation.
+                    store.full_ima_lists = true;
                     let verifier = open_verifier(&store)?;
                     runtime()?.block_on(vigil_verifier::pull::attest_node(verifier, &node))?
                 }
@@ -483,6 +496,28 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
                     }
                 }
             }
+            Ok(Verdict::Pass)
+        }
+        BaselineCommand::ImportKeylime { policy, name, out } => {
+            let size = std::fs::metadata(&policy)
+                .map_err(|e| format!("{}: {e}", policy.display()))?
+                .len();
+            if size > baseline::keylime::MAX_POLICY_BYTES as u64 {
+                return Err(format!("{}: {size} bytes is too large", policy.display()).into());
+            }
+            let json = std::fs::read_to_string(&policy)
+                .map_err(|e| format!("{}: {e}", policy.display()))?;
+            let imported = baseline::keylime::import(&policy.display().to_string(), &json, &name)?;
+            std::fs::write(&out, &imported.baseline)
+                .map_err(|e| format!("{}: {e}", out.display()))?;
+            println!(
+                "wrote {}: {} files ({} digests), {} excludes, {} verification keys; review it, then `vigil baseline put`",
+                out.display(),
+                imported.files,
+                imported.digests,
+                imported.excludes,
+                imported.keys
+            );
             Ok(Verdict::Pass)
         }
         BaselineCommand::Keygen { out } => {

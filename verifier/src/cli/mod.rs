@@ -1,3 +1,4 @@
 //! Subcommands of `vigil` that live outside main.rs.
 
 pub mod baseline;
+pub mod ima;

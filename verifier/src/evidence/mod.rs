@@ -3,4 +3,5 @@
 
 pub mod eventlog;
 pub mod gpu;
+pub mod ima;
 pub mod tpm;
