@@ -13,8 +13,9 @@ pub const DOMAIN_LABEL: &[u8] = b"vigil-v1";
 /// Size of the verifier's nonce in bytes.
 pub const NONCE_LEN: usize = 32;
 
-/// SHA-256 over every GPU's evidence, each field length-prefixed (u64 big-endian) so that
-/// no two different lists of reports hash alike. An empty list hashes the empty string.
+/// SHA-256 over every GPU's evidence, each field length-prefixed (u64 big-endian), the
+/// firmware list count-prefixed, so that no two different lists of evidence hash alike. An
+/// empty list hashes the empty string.
 pub fn gpu_evidence_digest(gpus: &[GpuEvidence]) -> [u8; 32] {
     let mut ctx = Context::new(&SHA256);
     for gpu in gpus {
@@ -29,9 +30,21 @@ pub fn gpu_evidence_digest(gpus: &[GpuEvidence]) -> [u8; 32] {
             gpu.vbios_version.as_bytes(),
             gpu.inforom_version.as_bytes(),
             gpu.cc_mode.as_bytes(),
+            gpu.kind.as_bytes(),
+            gpu.format.as_bytes(),
+            gpu.evidence.as_slice(),
+            gpu.serial.as_bytes(),
+            gpu.part_number.as_bytes(),
         ] {
             ctx.update(&(field.len() as u64).to_be_bytes());
             ctx.update(field);
+        }
+        ctx.update(&(gpu.firmware.len() as u64).to_be_bytes());
+        for firmware in &gpu.firmware {
+            for field in [firmware.id.as_bytes(), firmware.version.as_bytes()] {
+                ctx.update(&(field.len() as u64).to_be_bytes());
+                ctx.update(field);
+            }
         }
     }
     to_array(ctx.finish())
@@ -86,6 +99,42 @@ mod tests {
         a.uuid = "c".into();
         let mut b = gpu(b"a");
         b.uuid = "bc".into();
+        assert_ne!(gpu_evidence_digest(&[a]), gpu_evidence_digest(&[b]));
+    }
+
+    #[test]
+    fn every_inventory_field_and_firmware_entry_is_bound() {
+        use crate::v1::FirmwareVersion;
+        let firmware = |id: &str, version: &str| FirmwareVersion {
+            id: id.into(),
+            version: version.into(),
+        };
+        let mut base = gpu(b"");
+        base.vendor = "amd".into();
+        base.kind = "host-reported".into();
+        base.firmware = vec![firmware("PSP_SOSDRV", "00.36.02.59")];
+        let digest = gpu_evidence_digest(std::slice::from_ref(&base));
+        let changes: Vec<Box<dyn Fn(&mut GpuEvidence)>> = vec![
+            Box::new(|g| g.kind = "device-signed".into()),
+            Box::new(|g| g.format = "amdsmi-inventory".into()),
+            Box::new(|g| g.evidence = b"x".to_vec()),
+            Box::new(|g| g.serial = "s".into()),
+            Box::new(|g| g.part_number = "p".into()),
+            Box::new(|g| g.firmware[0].version = "00.36.02.60".into()),
+            Box::new(|g| g.firmware[0].id = "SMC".into()),
+            Box::new(|g| g.firmware.push(firmware("SMC", "1"))),
+            Box::new(|g| g.firmware.clear()),
+        ];
+        for (i, change) in changes.iter().enumerate() {
+            let mut changed = base.clone();
+            change(&mut changed);
+            assert_ne!(gpu_evidence_digest(&[changed]), digest, "change {i}");
+        }
+        // An id/version boundary cannot be moved.
+        let mut a = base.clone();
+        a.firmware = vec![firmware("AB", "C")];
+        let mut b = base.clone();
+        b.firmware = vec![firmware("A", "BC")];
         assert_ne!(gpu_evidence_digest(&[a]), gpu_evidence_digest(&[b]));
     }
 }
