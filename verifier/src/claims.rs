@@ -272,6 +272,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "gpu.count",
         "number of GPUs the host presented evidence for",
     ),
+    (
+        "gpu.count.*",
+        "number of devices of one vendor: gpu.count.<nvidia|amd|huawei|biren>",
+    ),
     // TPM quote.
     ("pcr.*.*", "a verified PCR value: pcr.<bank>.<index>"),
     // Runtime integrity (IMA list).

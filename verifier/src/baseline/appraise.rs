@@ -148,9 +148,25 @@ pub fn appraise(claims: &ClaimSet, checks: &[Check], baseline: &Baseline, at: i6
         .map(|c| (split_name(&c.name), c))
         .collect();
     let gpus = claims.gpu_indices();
+    let vendor_of = |gpu: u32| {
+        claims
+            .get(&format!("gpu[{gpu}].vendor"))
+            .and_then(|c| c.value.as_ref())
+            .map(ToString::to_string)
+    };
     let mut results = Vec::new();
     for rule in &baseline.rules {
-        evaluate(rule, &all, &gpus, &mut results);
+        match &rule.vendor {
+            Some(vendor) => {
+                let theirs: Vec<u32> = gpus
+                    .iter()
+                    .copied()
+                    .filter(|g| vendor_of(*g).as_deref() == Some(vendor.as_str()))
+                    .collect();
+                evaluate(rule, &all, &theirs, &mut results);
+            }
+            None => evaluate(rule, &all, &gpus, &mut results),
+        }
     }
 
     let mut vectors: BTreeMap<String, TrustVector> = BTreeMap::new();
@@ -229,6 +245,20 @@ fn evaluate(
         source,
         description: rule.description.clone(),
     };
+    // A vendor's rule with none of that vendor's devices present judges nothing: unevaluable.
+    if let Some(vendor) = &rule.vendor
+        && gpus.is_empty()
+        && rule.claim.starts_with("gpu[")
+    {
+        out.push(result(
+            "host".to_owned(),
+            &rule.claim,
+            Outcome::Unevaluable,
+            format!("no {vendor} device presented"),
+            None,
+        ));
+        return;
+    }
     // A GPU rule applies to every GPU the host presented: a GPU without the claim is
     // unevaluable, never skipped.
     let scopes: Vec<(String, String)> = match rule.claim.strip_prefix("gpu[*]") {
@@ -257,7 +287,10 @@ fn evaluate(
                 continue;
             }
             let why = if pattern.starts_with("gpu[") && gpus.is_empty() {
-                "no GPU evidence presented".to_owned()
+                match &rule.vendor {
+                    Some(vendor) => format!("no {vendor} device presented"),
+                    None => "no GPU evidence presented".to_owned(),
+                }
             } else {
                 "no such claim in the evidence".to_owned()
             };

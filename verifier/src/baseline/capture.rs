@@ -152,26 +152,68 @@ pub fn capture(name: &str, claims: &ClaimSet, captured_at: &str) -> String {
         out.push_str("# This node presented no GPU evidence; add a [gpu] section for GPU hosts.\n");
         return out;
     }
-    let collect = |suffix: &str| {
-        let mut values: Vec<String> = gpus
-            .iter()
-            .filter_map(|g| claims.get(&format!("gpu[{g}].{suffix}")))
-            .filter(|c| c.trust.usable())
-            .filter_map(|c| text_of(c.value.as_ref()))
-            .collect();
-        values.sort();
-        values.dedup();
-        values
+    let vendor_of = |gpu: &u32| {
+        claims
+            .get(&format!("gpu[{gpu}].vendor"))
+            .and_then(|c| text_of(c.value.as_ref()))
+            .unwrap_or_else(|| "nvidia".to_owned())
     };
-    let list = |values: &[String]| {
-        values
-            .iter()
-            .map(|v| quote(v))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let mut by_vendor: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+    for gpu in &gpus {
+        by_vendor.entry(vendor_of(gpu)).or_default().push(*gpu);
+    }
+    for (vendor, indices) in &by_vendor {
+        if vendor == "nvidia" {
+            capture_nvidia(claims, indices, &mut out);
+        } else {
+            capture_vendor(claims, vendor, indices, &mut out);
+        }
+    }
+    out
+}
+
+/// Distinct usable values of `gpu[N].<suffix>` over `gpus`, sorted.
+fn gpu_values(claims: &ClaimSet, gpus: &[u32], suffix: &str) -> Vec<String> {
+    let mut values: Vec<String> = gpus
+        .iter()
+        .filter_map(|g| claims.get(&format!("gpu[{g}].{suffix}")))
+        .filter(|c| c.trust.usable())
+        .filter_map(|c| text_of(c.value.as_ref()))
+        .collect();
+    values.sort();
+    values.dedup();
+    values
+}
+
+fn quoted_list(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| quote(v))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `driver_versions`/`min_driver_version` style lines for one kind of version.
+fn version_lines(out: &mut String, what: &str, values: &[String]) {
+    if let Some(lowest) = values
+        .iter()
+        .min_by(|a, b| super::rules::compare_versions(a, b))
+    {
+        let _ = writeln!(out, "{what}_versions = [{}]", quoted_list(values));
+        let _ = writeln!(
+            out,
+            "min_{what}_version = {}  # refuse downgrades below what the golden node runs",
+            quote(lowest)
+        );
+    }
+}
+
+/// The `[gpu]` section for NVIDIA GPUs.
+fn capture_nvidia(claims: &ClaimSet, gpus: &[u32], out: &mut String) {
     let _ = writeln!(out, "[gpu]\ncount = {}", gpus.len());
-    let signed = collect("evidence").iter().all(|e| e == "signed");
+    let signed = gpu_values(claims, gpus, "evidence")
+        .iter()
+        .all(|e| e == "signed");
     let _ = writeln!(
         out,
         "require_signed_evidence = {signed}{}",
@@ -182,25 +224,64 @@ pub fn capture(name: &str, claims: &ClaimSet, captured_at: &str) -> String {
         }
     );
     for (what, claim) in [("driver", "driver_version"), ("vbios", "vbios_version")] {
-        let values = collect(claim);
-        if let Some(lowest) = values
-            .iter()
-            .min_by(|a, b| super::rules::compare_versions(a, b))
-        {
-            let _ = writeln!(out, "{what}_versions = [{}]", list(&values));
-            let _ = writeln!(
-                out,
-                "min_{what}_version = {}  # refuse downgrades below what the golden node runs",
-                quote(lowest)
-            );
+        version_lines(out, what, &gpu_values(claims, gpus, claim));
+    }
+    let rim = gpu_values(claims, gpus, "measurements.match")
+        .iter()
+        .all(|m| m == "true");
+    let _ = writeln!(out, "require_rim_match = {rim}");
+    let cc = !gpu_values(claims, gpus, "cc_mode").is_empty();
+    let _ = writeln!(out, "require_cc_mode = {cc}");
+    out.push_str("# OCSP answers are rarely available offline: missing revocation data is a warning.\nrevocation = \"warn\"\n\n");
+}
+
+/// A `[gpus.<vendor>]` section: count, evidence kind, driver and VBIOS versions, and every
+/// firmware component with the golden versions as the allowed ones and the lowest as minimum.
+fn capture_vendor(claims: &ClaimSet, vendor: &str, gpus: &[u32], out: &mut String) {
+    let _ = writeln!(out, "[gpus.{vendor}]\ncount = {}", gpus.len());
+    let signed = gpu_values(claims, gpus, "evidence")
+        .iter()
+        .all(|e| e == "signed");
+    let _ = writeln!(
+        out,
+        "require_signed_evidence = {signed}{}",
+        if signed {
+            ""
+        } else {
+            "  # host-reported inventory: the host's word, bound by the quote"
+        }
+    );
+    for (what, claim) in [("driver", "driver_version"), ("vbios", "vbios_version")] {
+        version_lines(out, what, &gpu_values(claims, gpus, claim));
+    }
+    let mut firmware: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for gpu in gpus {
+        let prefix = format!("gpu[{gpu}].firmware.");
+        for claim in claims.claims.iter().filter(|c| c.trust.usable()) {
+            if let (Some(id), Some(version)) = (
+                claim.name.strip_prefix(&prefix),
+                text_of(claim.value.as_ref()),
+            ) {
+                firmware.entry(id.to_owned()).or_default().push(version);
+            }
         }
     }
-    let rim = collect("measurements.match").iter().all(|m| m == "true");
-    let _ = writeln!(out, "require_rim_match = {rim}");
-    let cc = !collect("cc_mode").is_empty();
-    let _ = writeln!(out, "require_cc_mode = {cc}");
-    out.push_str("# OCSP answers are rarely available offline: missing revocation data is a warning.\nrevocation = \"warn\"\n");
-    out
+    for (id, mut versions) in firmware {
+        versions.sort();
+        versions.dedup();
+        let lowest = versions
+            .iter()
+            .min_by(|a, b| super::rules::compare_versions(a, b))
+            .cloned()
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "firmware.{id} = {{ allowed = [{}], min = {} }}",
+            quoted_list(&versions),
+            quote(&lowest)
+        );
+    }
+    out.push('\n');
 }
 
 /// The `[ima]` section: every file (and buffer) the golden node measured since boot, with the

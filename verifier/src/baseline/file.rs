@@ -52,6 +52,9 @@ struct BaselineFile {
     pcrs: BTreeMap<String, BTreeMap<String, OneOrMany>>,
     boot: Option<Boot>,
     gpu: Option<Gpu>,
+    /// Per-vendor device rules: `[gpus.amd]`, `[gpus.huawei]`, `[gpus.biren]`, `[gpus.nvidia]`.
+    #[serde(default)]
+    gpus: BTreeMap<String, VendorGpus>,
     ima: Option<Ima>,
     #[serde(default, rename = "rule")]
     rules: Vec<GenericRule>,
@@ -117,6 +120,37 @@ struct Gpu {
     require_rim_match: Option<bool>,
     require_cc_mode: Option<bool>,
     revocation: Option<RevocationPolicy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VendorGpus {
+    /// Devices of this vendor the host must present.
+    count: Option<u32>,
+    /// Device-signed evidence required. Default: true for nvidia and huawei, whose devices
+    /// can sign; false for amd and biren, which offer none (their inventory is host-reported).
+    require_signed_evidence: Option<bool>,
+    driver_versions: Option<Vec<String>>,
+    min_driver_version: Option<String>,
+    deny_driver_versions: Option<Vec<String>>,
+    vbios_versions: Option<Vec<String>>,
+    min_vbios_version: Option<String>,
+    deny_vbios_versions: Option<Vec<String>>,
+    /// Firmware id (as the vendor library names it) → allowed / minimum / denied versions.
+    #[serde(default)]
+    firmware: BTreeMap<String, FirmwareRule>,
+    /// The vendor's kernel modules and management libraries, measured by IMA since boot with
+    /// one of these digests (`[[ima.require]]` entries).
+    #[serde(default)]
+    files: Vec<ImaRequire>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FirmwareRule {
+    allowed: Option<Vec<String>>,
+    min: Option<String>,
+    deny: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -265,6 +299,7 @@ fn rule(
         severity: Severity::Contraindicated,
         description: description.into(),
         quantifier: Quantifier::Each,
+        vendor: None,
     }
 }
 
@@ -412,8 +447,163 @@ fn compile_sections(file: &BaselineFile, rules: &mut Vec<Rule>) -> Result<(), (S
     if let Some(gpu) = &file.gpu {
         compile_gpu(gpu, rules)?;
     }
+    for (vendor, section) in &file.gpus {
+        compile_vendor(vendor, section, rules)?;
+    }
     if let Some(ima) = &file.ima {
         compile_ima(ima, rules)?;
+    }
+    Ok(())
+}
+
+/// `[gpus.<vendor>]`: rules over that vendor's devices only. Host-reported values (every
+/// vendor but a signing NVIDIA or Ascend device) are the host's word, so their rules count as
+/// configuration in the trust vector, never as hardware.
+fn compile_vendor(
+    vendor: &str,
+    section: &VendorGpus,
+    rules: &mut Vec<Rule>,
+) -> Result<(), (String, String)> {
+    let field = |name: &str| format!("gpus.{vendor}.{name}");
+    if !crate::evidence::gpu::VENDORS.contains(&vendor) {
+        return Err((
+            format!("gpus.{vendor}"),
+            format!(
+                "unknown vendor (one of {})",
+                crate::evidence::gpu::VENDORS.join(", ")
+            ),
+        ));
+    }
+    let scoped = |mut rule: Rule| {
+        rule.vendor = Some(vendor.to_owned());
+        rule
+    };
+    if let Some(count) = section.count {
+        rules.push(rule(
+            format!("gpus.{vendor}.count"),
+            format!("gpu.count.{vendor}"),
+            Expect::Equals(Value::Int(i64::from(count))),
+            Category::Hardware,
+            format!("the host presents {count} {vendor} devices"),
+        ));
+    }
+    let signs = matches!(vendor, "nvidia" | "huawei");
+    if section.require_signed_evidence.unwrap_or(signs) {
+        rules.push(scoped(rule(
+            format!("gpus.{vendor}.signed_evidence"),
+            "gpu[*].evidence",
+            Expect::Equals(Value::Text("signed".into())),
+            Category::InstanceIdentity,
+            format!("each {vendor} device presents device-signed evidence (not a host-reported inventory)"),
+        )));
+    }
+    let category = Category::Configuration;
+    let versions = [
+        (
+            "driver",
+            "gpu[*].driver_version",
+            &section.driver_versions,
+            &section.min_driver_version,
+            &section.deny_driver_versions,
+        ),
+        (
+            "vbios",
+            "gpu[*].vbios_version",
+            &section.vbios_versions,
+            &section.min_vbios_version,
+            &section.deny_vbios_versions,
+        ),
+    ];
+    let mut version_rules = |id: String,
+                             claim: String,
+                             allowed: Option<&Vec<String>>,
+                             minimum: Option<&String>,
+                             denied: Option<&Vec<String>>,
+                             what: &str| {
+        if let Some(allowed) = allowed {
+            rules.push(scoped(rule(
+                format!("{id}.allowed"),
+                claim.clone(),
+                Expect::OneOf(allowed.clone()),
+                category,
+                format!("{vendor} {what} version is an allowed one"),
+            )));
+        }
+        if let Some(minimum) = minimum {
+            rules.push(scoped(rule(
+                format!("{id}.min"),
+                claim.clone(),
+                Expect::MinVersion(minimum.clone()),
+                category,
+                format!("{vendor} {what} version is at least {minimum} (no downgrade)"),
+            )));
+        }
+        if let Some(denied) = denied {
+            rules.push(scoped(rule(
+                format!("{id}.deny"),
+                claim,
+                Expect::NoneOf(denied.clone()),
+                category,
+                format!("{vendor} {what} version is not a known-bad one"),
+            )));
+        }
+    };
+    for (what, claim, allowed, minimum, denied) in versions {
+        version_rules(
+            format!("gpus.{vendor}.{what}"),
+            claim.to_owned(),
+            allowed.as_ref(),
+            minimum.as_ref(),
+            denied.as_ref(),
+            what,
+        );
+    }
+    for (id, firmware) in &section.firmware {
+        let segment = crate::evidence::gpu::firmware_segment(id);
+        if segment != *id || id.is_empty() {
+            return Err((
+                field(&format!("firmware.{id}")),
+                "a firmware id is letters, digits, `_` and `-`".into(),
+            ));
+        }
+        if firmware.allowed.is_none() && firmware.min.is_none() && firmware.deny.is_none() {
+            return Err((
+                field(&format!("firmware.{id}")),
+                "says nothing to check: give allowed, min or deny".into(),
+            ));
+        }
+        version_rules(
+            format!("gpus.{vendor}.firmware.{id}"),
+            format!("gpu[*].firmware.{id}"),
+            firmware.allowed.as_ref(),
+            firmware.min.as_ref(),
+            firmware.deny.as_ref(),
+            &format!("firmware {id}"),
+        );
+    }
+    for (index, required) in section.files.iter().enumerate() {
+        let requirement = super::ima::RequiredFile {
+            path: required.path.clone(),
+            digests: required.digests.clone(),
+        };
+        if requirement.path.trim().is_empty() {
+            return Err((field(&format!("files[{index}]")), "path is empty".into()));
+        }
+        requirement
+            .validate()
+            .map_err(|message| (field(&format!("files[{index}]")), message))?;
+        let mut must = rule(
+            format!("gpus.{vendor}.files[{}]", required.path),
+            "ima.entries[*]",
+            Expect::ImaRequired(requirement),
+            Category::Executables,
+            format!(
+                "{vendor} software {} was measured with an allowed digest",
+                required.path
+            ),
+        );
+        must.quantifier = Quantifier::Any;
+        rules.push(must);
     }
     Ok(())
 }
@@ -646,5 +836,6 @@ fn compile_generic(raw: &GenericRule) -> Result<Rule, String> {
         description: raw.description.clone().unwrap_or_default(),
         expect,
         quantifier: super::rules::Quantifier::Each,
+        vendor: None,
     })
 }

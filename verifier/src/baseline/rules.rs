@@ -108,6 +108,9 @@ pub struct Rule {
     pub description: String,
     #[serde(default)]
     pub quantifier: Quantifier,
+    /// For a GPU rule: only the devices of this vendor (`gpu[N].vendor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor: Option<String>,
 }
 
 /// Judges one claim value: `Ok(None)` met, `Ok(Some(why))` not met (`why` empty when the

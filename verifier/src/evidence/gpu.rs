@@ -18,6 +18,15 @@ use crate::report::Check;
 pub const MAX_GPUS: usize = 64;
 /// Largest report or chain accepted per GPU (NVML's buffers are 8 KiB and 5 KiB).
 pub const MAX_GPU_REPORT_BYTES: usize = 64 * 1024;
+/// Largest device-signed evidence document per device (an Ascend quote with its boot and
+/// IMA logs).
+pub const MAX_DEVICE_EVIDENCE_BYTES: usize = 16 * 1024 * 1024;
+/// Most firmware components one device may list, and the longest text field accepted.
+pub const MAX_FIRMWARE_ENTRIES: usize = 64;
+pub const MAX_INVENTORY_TEXT: usize = 256;
+
+/// The vendors Vigil reads evidence of.
+pub const VENDORS: &[&str] = &["nvidia", "amd", "huawei", "biren"];
 
 /// What GPU verification needs besides the evidence.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +99,21 @@ pub fn check_gpus(
         ));
         return checks;
     }
+    for vendor in VENDORS {
+        let count = gpus.iter().filter(|g| g.vendor == *vendor).count();
+        claims.push(
+            format!("gpu.count.{vendor}"),
+            Some(Value::Int(count as i64)),
+            if bound {
+                Trust::Verified
+            } else {
+                Trust::Unproven("the quote that would commit to the GPU list did not verify".into())
+            },
+            Source::Verifier {
+                check: "quote.qualifying_data".into(),
+            },
+        );
+    }
     let mut seen = std::collections::BTreeSet::new();
     for gpu in gpus {
         if !seen.insert(gpu.index) {
@@ -104,19 +128,35 @@ pub fn check_gpus(
     for gpu in gpus {
         let prefix = format!("gpu[{}]", gpu.index);
         let check_name = |suffix: &str| format!("{prefix}.{suffix}");
-        if gpu.vendor != "nvidia" {
+        if !VENDORS.contains(&gpu.vendor.as_str()) {
             checks.push(Check::fail(
                 &check_name("evidence"),
-                format!("vendor {:?} is not supported (only nvidia)", gpu.vendor),
+                format!(
+                    "vendor {:?} is not supported ({})",
+                    gpu.vendor,
+                    VENDORS.join(", ")
+                ),
             ));
             continue;
         }
-        if gpu.report.len() > MAX_GPU_REPORT_BYTES
-            || gpu.cert_chain_pem.len() > MAX_GPU_REPORT_BYTES
-        {
-            checks.push(Check::fail(
-                &check_name("evidence"),
-                format!("report or certificate chain over {MAX_GPU_REPORT_BYTES} bytes"),
+        if let Err(why) = within_bounds(gpu) {
+            checks.push(Check::fail(&check_name("evidence"), why));
+            continue;
+        }
+        claims.push(
+            format!("{prefix}.vendor"),
+            Some(Value::Text(gpu.vendor.clone())),
+            if bound {
+                Trust::Verified
+            } else {
+                Trust::Unproven("the quote that would commit to it did not verify".into())
+            },
+            Source::GpuInventory { gpu: gpu.index },
+        );
+        if gpu.vendor != "nvidia" {
+            push_inventory(gpu, &prefix, bound, claims);
+            checks.push(check_other_vendor(
+                gpu, &prefix, bound, context, nonce, claims,
             ));
             continue;
         }
@@ -267,6 +307,141 @@ fn device_claim(prefix: &str, gpu: u32, suffix: &str, claim: &vigil_nvidia::Clai
     }
 }
 
+/// Sizes a host may report for one device.
+fn within_bounds(gpu: &GpuEvidence) -> Result<(), String> {
+    if gpu.report.len() > MAX_GPU_REPORT_BYTES || gpu.cert_chain_pem.len() > MAX_GPU_REPORT_BYTES {
+        return Err(format!(
+            "report or certificate chain over {MAX_GPU_REPORT_BYTES} bytes"
+        ));
+    }
+    if gpu.evidence.len() > MAX_DEVICE_EVIDENCE_BYTES {
+        return Err(format!(
+            "device evidence of {} bytes is over {MAX_DEVICE_EVIDENCE_BYTES}",
+            gpu.evidence.len()
+        ));
+    }
+    if gpu.firmware.len() > MAX_FIRMWARE_ENTRIES {
+        return Err(format!(
+            "{} firmware entries; at most {MAX_FIRMWARE_ENTRIES}",
+            gpu.firmware.len()
+        ));
+    }
+    let texts = [
+        ("uuid", &gpu.uuid),
+        ("name", &gpu.name),
+        ("driver_version", &gpu.driver_version),
+        ("vbios_version", &gpu.vbios_version),
+        ("inforom_version", &gpu.inforom_version),
+        ("serial", &gpu.serial),
+        ("part_number", &gpu.part_number),
+        ("kind", &gpu.kind),
+        ("format", &gpu.format),
+    ];
+    for (field, text) in texts {
+        if text.len() > MAX_INVENTORY_TEXT {
+            return Err(format!("{field}: over {MAX_INVENTORY_TEXT} bytes"));
+        }
+    }
+    for firmware in &gpu.firmware {
+        if firmware.id.is_empty()
+            || firmware.id.len() > MAX_INVENTORY_TEXT
+            || firmware.version.len() > MAX_INVENTORY_TEXT
+        {
+            return Err(format!(
+                "firmware entry {:?}: id must be 1..={MAX_INVENTORY_TEXT} bytes, version at most {MAX_INVENTORY_TEXT}",
+                firmware.id.chars().take(32).collect::<String>()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A firmware id as a claim-name segment: letters, digits, `_` and `-` kept, anything else
+/// (dots, brackets, spaces) becomes `_`, so an id can never change the claim's structure.
+pub fn firmware_segment(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A device of a vendor other than NVIDIA: host-reported inventory (amdsmi, DCMI, BRML), or
+/// device-signed evidence in a format Vigil verifies.
+fn check_other_vendor(
+    gpu: &GpuEvidence,
+    prefix: &str,
+    bound: bool,
+    context: &GpuContext<'_>,
+    nonce: &[u8],
+    claims: &mut ClaimSet,
+) -> Check {
+    let check_name = format!("{prefix}.evidence");
+    match gpu.kind.as_str() {
+        "host-reported" | "" => {
+            claims.push(
+                format!("{prefix}.evidence"),
+                Some(Value::Text("inventory".into())),
+                Trust::Verified,
+                Source::GpuInventory { gpu: gpu.index },
+            );
+            Check::pass(
+                &check_name,
+                format!(
+                    "{} {}: host-reported inventory ({}): the host's word, bound by the quote, not signed by the device",
+                    gpu.vendor,
+                    if gpu.name.is_empty() {
+                        "device"
+                    } else {
+                        gpu.name.as_str()
+                    },
+                    if gpu.format.is_empty() {
+                        "no format named"
+                    } else {
+                        gpu.format.as_str()
+                    }
+                ),
+            )
+        }
+        "device-signed" => device_signed(gpu, prefix, bound, context, nonce, claims),
+        other => Check::fail(
+            &check_name,
+            format!("evidence kind {other:?} is neither device-signed nor host-reported"),
+        ),
+    }
+}
+
+/// Device-signed evidence of vendors other than NVIDIA.
+fn device_signed(
+    gpu: &GpuEvidence,
+    prefix: &str,
+    _bound: bool,
+    _context: &GpuContext<'_>,
+    _nonce: &[u8],
+    claims: &mut ClaimSet,
+) -> Check {
+    claims.push(
+        format!("{prefix}.evidence"),
+        Some(Value::Text("signed".into())),
+        Trust::Failed(format!(
+            "format {:?} is not verified by this build",
+            gpu.format
+        )),
+        Source::GpuInventory { gpu: gpu.index },
+    );
+    Check::fail(
+        &format!("{prefix}.evidence"),
+        format!(
+            "device-signed evidence in format {:?} is not one this build verifies",
+            gpu.format
+        ),
+    )
+}
+
 /// The inventory the host reported for a GPU: attested by the quote (which commits to it)
 /// but never signed by the GPU.
 fn push_inventory(gpu: &GpuEvidence, prefix: &str, bound: bool, claims: &mut ClaimSet) {
@@ -284,6 +459,8 @@ fn push_inventory(gpu: &GpuEvidence, prefix: &str, bound: bool, claims: &mut Cla
         ("vbios_version", &gpu.vbios_version),
         ("inforom_version", &gpu.inforom_version),
         ("cc_mode", &gpu.cc_mode),
+        ("serial", &gpu.serial),
+        ("part_number", &gpu.part_number),
     ] {
         if !value.is_empty() {
             claims.push(
@@ -293,6 +470,14 @@ fn push_inventory(gpu: &GpuEvidence, prefix: &str, bound: bool, claims: &mut Cla
                 Source::GpuInventory { gpu: gpu.index },
             );
         }
+    }
+    for firmware in &gpu.firmware {
+        claims.push(
+            format!("{prefix}.firmware.{}", firmware_segment(&firmware.id)),
+            Some(Value::Text(firmware.version.clone())),
+            trust(),
+            Source::GpuInventory { gpu: gpu.index },
+        );
     }
 }
 
