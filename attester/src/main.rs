@@ -1,6 +1,9 @@
 //! `vigil-attester`: runs on a GPU host and proves what it runs, with its TPM.
 
+mod amdsmi;
+mod brml;
 mod collect;
+mod dcmi;
 mod gpu;
 mod ima;
 mod nvml;
@@ -38,13 +41,29 @@ enum Command {
     Serve(ServeArgs),
     /// Make one quote and write it in tpm2-tools' formats (for `tpm2_checkquote`).
     Quote(QuoteArgs),
-    /// Show what NVML reports for this host's GPUs (inventory, CC mode, and with a nonce the
-    /// signed reports), without a TPM: a quick check of the GPU collector.
+    /// Show every GPU/NPU of every vendor library found (inventory, firmware, kind of
+    /// evidence, and with a nonce the signed reports), without a TPM: a quick check of the
+    /// GPU collectors. Missing libraries are notes, not errors.
     Gpus {
         /// 32-byte nonce, hex, for the attestation reports (default: all zero).
         #[arg(long)]
         nonce: Option<String>,
+        #[command(flatten)]
+        gpus: GpuArgs,
     },
+}
+
+#[derive(Args)]
+struct GpuArgs {
+    /// GPU evidence: `all` (every vendor library found), `none`, or a comma list of
+    /// `nvidia` (NVML), `amd` (amdsmi), `huawei` (DCMI), `biren` (BRML). Libraries are loaded
+    /// at run time; a missing one means no devices of that vendor, said once.
+    #[arg(long, default_value = "all")]
+    gpus: String,
+    /// Load a vendor library from this path instead of the system's, `VENDOR=PATH`
+    /// (`amd`, `huawei`, `biren`); repeatable.
+    #[arg(long, value_name = "VENDOR=PATH")]
+    gpu_lib: Vec<String>,
 }
 
 #[derive(Args)]
@@ -98,10 +117,8 @@ struct ServeArgs {
     /// DEVELOPMENT ONLY: plaintext gRPC, any caller may ask for evidence.
     #[arg(long)]
     dev: bool,
-    /// GPU evidence: `nvidia` (through NVML, loaded at run time; nothing on a host without
-    /// it) or `none`.
-    #[arg(long, default_value = "nvidia", value_parser = ["nvidia", "none"])]
-    gpus: String,
+    #[command(flatten)]
+    gpus: GpuArgs,
     /// TESTING: present this recorded GPU evidence, `REPORT,CHAIN` (report as NVIDIA's tools
     /// write it, PEM chain), instead of NVML; repeatable, one GPU each. The verifier checks it
     /// like any report: a recorded report does not answer its nonce.
@@ -132,7 +149,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Quote(args) => quote(args),
-        Command::Gpus { nonce } => gpus(nonce.as_deref()),
+        Command::Gpus { nonce, gpus: args } => gpus(nonce.as_deref(), &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -145,7 +162,7 @@ fn main() -> ExitCode {
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
-fn gpus(nonce: Option<&str>) -> Result<(), AnyError> {
+fn gpus(nonce: Option<&str>, args: &GpuArgs) -> Result<(), AnyError> {
     let nonce: [u8; 32] = match nonce {
         Some(text) => hex::decode(text.trim())
             .ok()
@@ -153,26 +170,51 @@ fn gpus(nonce: Option<&str>) -> Result<(), AnyError> {
             .ok_or("--nonce must be 32 bytes of hex")?,
         None => [0; 32],
     };
-    let collection = crate::nvml::collect(&nonce);
+    let source = crate::gpu::GpuSource::from_options(&args.gpus, &args.gpu_lib)?;
+    let collection = source.collect_all(&nonce);
+    let or_none = |text: &str| {
+        if text.is_empty() {
+            "-".to_owned()
+        } else {
+            text.to_owned()
+        }
+    };
     for gpu in &collection.gpus {
         println!(
-            "GPU {}: {} uuid={} driver={} vbios={} inforom={} cc_mode={} report={} bytes chain={} certificates",
+            "GPU {}: vendor={} kind={} format={} name={:?} uuid={} driver={} vbios={} serial={} part={} evidence={} bytes",
             gpu.index,
+            gpu.vendor,
+            or_none(&gpu.kind),
+            or_none(&gpu.format),
             gpu.name,
-            gpu.uuid,
-            gpu.driver_version,
-            gpu.vbios_version,
-            gpu.inforom_version,
-            if gpu.cc_mode.is_empty() {
-                "unknown"
-            } else {
-                gpu.cc_mode.as_str()
-            },
-            gpu.report.len(),
-            gpu.cert_chain_pem.matches("BEGIN CERTIFICATE").count()
+            or_none(&gpu.uuid),
+            or_none(&gpu.driver_version),
+            or_none(&gpu.vbios_version),
+            or_none(&gpu.serial),
+            or_none(&gpu.part_number),
+            gpu.evidence.len(),
         );
+        if gpu.vendor == "nvidia" {
+            println!(
+                "  inforom={} cc_mode={} report={} bytes chain={} certificates",
+                or_none(&gpu.inforom_version),
+                if gpu.cc_mode.is_empty() {
+                    "unknown"
+                } else {
+                    gpu.cc_mode.as_str()
+                },
+                gpu.report.len(),
+                gpu.cert_chain_pem.matches("BEGIN CERTIFICATE").count()
+            );
+        }
+        for firmware in &gpu.firmware {
+            println!("  firmware {}: {}", firmware.id, firmware.version);
+        }
         if !gpu.report.is_empty() {
             println!("  report (hex): {}", hex::encode(&gpu.report));
+        }
+        if !gpu.evidence.is_empty() {
+            println!("  evidence: {}", String::from_utf8_lossy(&gpu.evidence));
         }
     }
     if collection.gpus.is_empty() {
@@ -215,10 +257,8 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         crate::gpu::GpuSource::Replay(files)
-    } else if args.gpus == "none" {
-        crate::gpu::GpuSource::None
     } else {
-        crate::gpu::GpuSource::Nvml
+        crate::gpu::GpuSource::from_options(&args.gpus.gpus, &args.gpus.gpu_lib)?
     };
     let collector = Arc::new(Collector::new(
         tpm,

@@ -155,6 +155,14 @@ pub fn collect_with(api: &dyn GpuQuery, nonce: &[u8; 32]) -> Collection {
                     .push(format!("GPU {index} certificate chain: {error}")),
             }
         }
+        // The device signed only what carries its report; the rest is the host's word.
+        let (kind, format) = if gpu.report.is_empty() {
+            ("host-reported", "nvml-inventory")
+        } else {
+            ("device-signed", "nvidia-spdm")
+        };
+        gpu.kind = kind.into();
+        gpu.format = format.into();
         out.gpus.push(gpu);
     }
     out
@@ -546,6 +554,10 @@ mod tests {
         assert_eq!((gpu.index, gpu.report.as_slice()), (1, &[0x11, 1][..]));
         assert_eq!(gpu.cert_chain_pem.matches("BEGIN CERTIFICATE").count(), 2);
         assert_eq!(gpu.cc_mode, "on");
+        assert_eq!(
+            (gpu.kind.as_str(), gpu.format.as_str()),
+            ("device-signed", "nvidia-spdm")
+        );
         assert_eq!(gpu.driver_version, "550.90.07");
         // A failed InfoROM read is a problem noted, not a missing GPU.
         assert_eq!(
@@ -612,6 +624,14 @@ mod tests {
         assert_eq!(collection.gpus.len(), 2);
         assert!(collection.gpus[0].report.is_empty());
         assert!(!collection.gpus[1].report.is_empty());
+        assert_eq!(
+            (
+                collection.gpus[0].kind.as_str(),
+                collection.gpus[0].format.as_str()
+            ),
+            ("host-reported", "nvml-inventory")
+        );
+        assert_eq!(collection.gpus[1].kind, "device-signed");
         assert!(
             collection
                 .problems

@@ -2,6 +2,8 @@
 //! free port pair, its own attester and verifier processes, and stops them when dropped.
 //! Nothing is shared between tests, so they can run in parallel.
 
+pub mod fakes;
+
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
