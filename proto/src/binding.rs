@@ -114,7 +114,8 @@ mod tests {
         base.kind = "host-reported".into();
         base.firmware = vec![firmware("PSP_SOSDRV", "00.36.02.59")];
         let digest = gpu_evidence_digest(std::slice::from_ref(&base));
-        let changes: Vec<Box<dyn Fn(&mut GpuEvidence)>> = vec![
+        type Change<'a> = Box<dyn Fn(&mut GpuEvidence) + 'a>;
+        let changes: Vec<Change<'_>> = vec![
             Box::new(|g| g.kind = "device-signed".into()),
             Box::new(|g| g.format = "amdsmi-inventory".into()),
             Box::new(|g| g.evidence = b"x".to_vec()),

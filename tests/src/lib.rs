@@ -341,9 +341,31 @@ impl Drop for Server {
 
 /// Starts `vigil-attester serve` on a free port against `tpm`, keeping its AK in `state`.
 pub fn start_attester(tpm: &Swtpm, state: &Path, node_id: &str, extra: &[&str]) -> Server {
+    start_attester_with(tpm, state, node_id, "127.0.0.1:0", extra, &[])
+}
+
+/// A free loopback port, for a server that must come back at the same address.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Starts `vigil-attester serve` listening on `listen` with extra environment variables (the
+/// fake vendor libraries read theirs).
+pub fn start_attester_with(
+    tpm: &Swtpm,
+    state: &Path,
+    node_id: &str,
+    listen: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Server {
     let mut command = Command::new(binary("vigil-attester"));
+    command.envs(env.iter().copied());
     command
-        .args(["serve", "--listen", "127.0.0.1:0", "--tcti"])
+        .args(["serve", "--listen", listen, "--tcti"])
         .arg(tpm.tcti())
         .arg("--state-dir")
         .arg(state)

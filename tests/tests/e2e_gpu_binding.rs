@@ -60,6 +60,7 @@ fn gpu_evidence_is_bound_to_the_nonce_and_the_quote() {
     let context = GpuContext {
         rims: Some(&rims),
         at,
+        npu_roots: None,
     };
 
     let tpm = Swtpm::start();

@@ -1,5 +1,6 @@
-//! One `vigil serve` per database file: a second server on the same SQLite file refuses to
-//! start, naming the file, and the first keeps serving.
+//! `vigil serve` starting up: one server per database file (a second one refuses, naming the
+//! file, and the first keeps serving); every path and the address are checked before anything
+//! is created.
 
 use std::process::Command;
 
@@ -27,4 +28,43 @@ fn a_second_server_on_the_same_database_refuses_to_start() {
     // Once it is gone, the database can be served again.
     let again = start_verifier(&db, &[]);
     again.stop();
+}
+
+#[test]
+fn a_missing_rim_dir_or_a_busy_port_stops_the_server_before_anything_is_created() {
+    let dir = TempDir::new("serve-paths");
+    let db = dir.join("vigil.db");
+    let out = run(Command::new(binary("vigil"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dev",
+            "--rim-dir",
+            "/nonexistent/rims",
+            "--db",
+        ])
+        .arg(&db));
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("--rim-dir /nonexistent/rims: not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    let created: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(created.is_empty(), "{created:?}");
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = busy.local_addr().unwrap().to_string();
+    let out = run(Command::new(binary("vigil"))
+        .args(["serve", "--listen", &address, "--dev", "--db"])
+        .arg(&db));
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("cannot listen on {address}")),
+        "{}",
+        stderr(&out)
+    );
+    let created: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(created.is_empty(), "{created:?}");
 }

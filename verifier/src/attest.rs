@@ -105,6 +105,8 @@ pub struct Verifier {
     config: VerifierConfig,
     /// NVIDIA RIMs for GPU measurement comparison.
     rims: Option<vigil_nvidia::RimStore>,
+    /// CAs for Ascend NPU identity attestation keys (none shipped).
+    npu_roots: Option<crate::evidence::ascend::AscendRoots>,
     /// Signs attestation results; without one, results are not signed (tests, offline use).
     result_key: Option<vigil_ear::ResultSigningKey>,
     /// When set, a baseline is accepted only with a detached signature by one of these.
@@ -169,6 +171,7 @@ impl Verifier {
             store: Mutex::new(store),
             config,
             rims: None,
+            npu_roots: None,
             result_key: None,
             baseline_keys: Vec::new(),
             client_tls: None,
@@ -188,6 +191,12 @@ impl Verifier {
     /// Compares GPU measurements with the RIMs in `rims`.
     pub fn with_rims(mut self, rims: vigil_nvidia::RimStore) -> Self {
         self.rims = Some(rims);
+        self
+    }
+
+    /// Verifies Ascend NPU attestation against these CAs.
+    pub fn with_npu_roots(mut self, roots: crate::evidence::ascend::AscendRoots) -> Self {
+        self.npu_roots = Some(roots);
         self
     }
 
@@ -370,6 +379,7 @@ impl Verifier {
         let gpu_context = GpuContext {
             rims: self.rims.as_ref(),
             at: now,
+            npu_roots: self.npu_roots.as_ref(),
         };
         let outcome = check_evidence_with(
             nonce,
@@ -1053,7 +1063,7 @@ fn ak_known_check(
         None => Check::pass(
             "ak.known",
             format!(
-                "first contact: AK {} will be recorded (trust on first use)",
+                "first contact: AK {} is recorded if every other check passes (trust on first use)",
                 hex::encode(ak_name)
             ),
         ),

@@ -421,10 +421,25 @@ pub const CATALOGUE: &[(&str, &str)] = &[
     ("gpu[*].device_serial", "device certificate serial"),
 ];
 
+/// Every claim name pattern: the catalogue, and an Ascend NPU's attestation claims under
+/// each device (`gpu[*].npu.…`).
+pub fn catalogue() -> Vec<(String, &'static str)> {
+    let mut all: Vec<(String, &'static str)> = CATALOGUE
+        .iter()
+        .map(|(pattern, description)| ((*pattern).to_owned(), *description))
+        .collect();
+    all.extend(
+        crate::evidence::ascend::ASCEND_CLAIMS
+            .iter()
+            .map(|(name, description)| (format!("gpu[*].{name}"), *description)),
+    );
+    all
+}
+
 /// Whether `name` (a concrete name or a pattern with `*`) names claims Vigil can produce.
 pub fn is_known_claim(name: &str) -> bool {
     let parts = split_name(name);
-    CATALOGUE.iter().any(|(pattern, _)| {
+    catalogue().iter().any(|(pattern, _)| {
         let known = split_name(pattern);
         known.len() == parts.len()
             && known

@@ -84,6 +84,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::ima::ImaCommand,
     },
+    /// Huawei Ascend NPU attestation evidence, verified offline.
+    Npu {
+        #[command(subcommand)]
+        command: cli::npu::NpuCommand,
+    },
     /// NVIDIA GPU / NVSwitch attestation reports, verified offline.
     Gpu {
         #[command(subcommand)]
@@ -147,6 +152,10 @@ pub(crate) struct StoreArgs {
     /// Directory of NVIDIA RIMs (SWID tags) for GPU measurement comparison.
     #[arg(long, env = "VIGIL_RIM_DIR")]
     rim_dir: Option<PathBuf>,
+    /// Huawei CA certificates (PEM/DER) that Ascend NPU identity attestation keys must chain
+    /// to; Vigil ships none.
+    #[arg(long, env = "VIGIL_NPU_CA_DIR")]
+    npu_ca_dir: Option<PathBuf>,
     /// Trusted baseline-signing keys (`ed25519 <hex> [label]` per line): when given, every
     /// baseline must carry a detached signature by one of them.
     #[arg(long, env = "VIGIL_BASELINE_KEYS")]
@@ -383,6 +392,9 @@ enum AuditCommand {
         index: u64,
         #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
         db: PathBuf,
+        /// The Huawei CAs the verifier used for Ascend NPUs (their attestation is re-checked).
+        #[arg(long, env = "VIGIL_NPU_CA_DIR")]
+        npu_ca_dir: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -524,6 +536,7 @@ fn main() -> ExitCode {
         } => quote_verify(args),
         Command::Eventlog { command } => eventlog_command(command),
         Command::Ima { command } => cli::ima::ima_command(command),
+        Command::Npu { command } => cli::npu::npu_command(command),
         Command::Gpu { command } => gpu_command(command),
         Command::Baseline { command } => cli::baseline::baseline_command(command),
         Command::Keys { command } => cli::baseline::keys_command(command),
@@ -549,7 +562,43 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, AnyError> {
         .build()?)
 }
 
+/// The paths a verifier is opened with, checked before anything is created: the database's
+/// directory, the RIM directory, the baseline-keys file, the TLS directory.
+fn check_store_paths(args: &StoreArgs) -> Result<(), AnyError> {
+    let parent = args
+        .db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !parent.is_dir() {
+        return Err(format!(
+            "--db {}: the directory {} does not exist",
+            args.db.display(),
+            parent.display()
+        )
+        .into());
+    }
+    for (flag, dir) in [
+        ("--rim-dir", &args.rim_dir),
+        ("--npu-ca-dir", &args.npu_ca_dir),
+        ("--tls-dir", &args.tls_dir),
+    ] {
+        if let Some(dir) = dir
+            && !dir.is_dir()
+        {
+            return Err(format!("{flag} {}: not a directory", dir.display()).into());
+        }
+    }
+    if let Some(file) = &args.baseline_keys
+        && !file.is_file()
+    {
+        return Err(format!("--baseline-keys {}: no such file", file.display()).into());
+    }
+    Ok(())
+}
+
 pub(crate) fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError> {
+    check_store_paths(args)?;
     if args.nonce_ttl <= 0 {
         return Err("--nonce-ttl must be positive".into());
     }
@@ -576,6 +625,11 @@ pub(crate) fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError>
         let rims =
             vigil_nvidia::RimStore::load_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         verifier = verifier.with_rims(rims);
+    }
+    if let Some(dir) = &args.npu_ca_dir {
+        let roots = vigil_verifier::evidence::ascend::AscendRoots::load_dir(dir)
+            .map_err(|e| format!("--npu-ca-dir {}: {e}", dir.display()))?;
+        verifier = verifier.with_npu_roots(roots);
     }
     if let Some(dir) = &args.tls_dir {
         verifier = verifier.with_client_tls(vigil_verifier::connect::ClientTls::new(
@@ -621,16 +675,26 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
         .as_deref()
         .map(vigil_verifier::webhook::WebhookTarget::parse)
         .transpose()?;
-    // One server per database file: taken before anything is opened or created.
-    let _server_lock = vigil_verifier::store::lock_for_serving(&args.store.db)?;
-    let verifier = open_verifier(&args.store)?;
+    // Every path and the address are checked before anything is created.
     let policy = args.ek.policy()?;
+    if args.ek.ek_roots.is_none() && args.ek.ek_allow.is_empty() {
+        eprintln!(
+            "vigil: note: no --ek-roots and no --ek-allow: registration will refuse every node \
+             (give the TPM vendor CAs you trust, `vigil certs import-tpm-cab` makes a directory of them)"
+        );
+    }
+    check_store_paths(&args.store)?;
     runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let address = listener.local_addr()?;
+        // One server per database file: taken before the database is opened or created.
+        let _server_lock = vigil_verifier::store::lock_for_serving(&args.store.db)?;
+        let verifier = open_verifier(&args.store)?;
         if let Some(target) = webhook {
             tokio::spawn(vigil_verifier::webhook::run(Arc::clone(&verifier), target));
         }
-        let listener = tokio::net::TcpListener::bind(&args.listen).await?;
-        let address = listener.local_addr()?;
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<VerifierServer<VerifierService>>()
@@ -858,7 +922,7 @@ fn history(args: HistoryArgs) -> Result<(), AnyError> {
         );
     }
     println!(
-        "{} verdict(s); this history is not yet tamper-evident (no Merkle log)",
+        "{} verdict(s); each is in the audit log (`vigil audit list`, `vigil audit verify`)",
         records.len()
     );
     Ok(())
@@ -877,6 +941,7 @@ fn node_command(command: NodeCommand) -> Result<Verdict, AnyError> {
                 allow_no_baseline: false,
                 full_ima_lists: false,
                 rim_dir: None,
+                npu_ca_dir: None,
                 baseline_keys: None,
                 tls_dir: None,
                 as_role: None,
@@ -1326,12 +1391,22 @@ fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> {
                 }
             }
         }
-        AuditCommand::Reappraise { index, db, json } => {
+        AuditCommand::Reappraise {
+            index,
+            db,
+            npu_ca_dir,
+            json,
+        } => {
             let store = open_existing_store(&db)?;
+            let npu_roots = npu_ca_dir
+                .as_deref()
+                .map(vigil_verifier::evidence::ascend::AscendRoots::load_dir)
+                .transpose()?;
             let result = vigil_verifier::reappraise::reappraise(
                 store.connection(),
                 index,
                 &VerifierConfig::default().required_pcrs,
+                npu_roots.as_ref(),
             )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);

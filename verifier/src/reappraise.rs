@@ -48,6 +48,7 @@ pub fn reappraise(
     conn: &rusqlite::Connection,
     index: u64,
     required_pcrs: &[u32],
+    npu_roots: Option<&crate::evidence::ascend::AscendRoots>,
 ) -> Result<Reappraisal, ReappraiseError> {
     let stored = vigil_audit::get_entry(conn, index)?.ok_or(ReappraiseError::NoEntry(index))?;
     let entry = stored.entry;
@@ -107,6 +108,7 @@ pub fn reappraise(
     let gpu_context = crate::evidence::gpu::GpuContext {
         rims: None,
         at: entry.time,
+        npu_roots,
     };
     // An incremental IMA list is replayed from the state its verdict recorded.
     let ima_start: Option<crate::evidence::ima::ImaStart> =

@@ -202,8 +202,8 @@ impl AttestationReport {
         }
         if self.ak_trust == AK_TRUST_TOFU {
             out.push_str(
-                "AK trust    TRUST ON FIRST USE - the AK was recorded at first contact; it is not yet\n            \
-                 proven to live in a genuine TPM (EK-rooted registration is not implemented)\n",
+                "AK trust    TRUST ON FIRST USE - the AK was taken at first contact, NOT proven to live in\n            \
+                 a genuine TPM (register the node with `vigil node register` for that)\n",
             );
         } else {
             out.push_str(&format!("AK trust    {}\n", self.ak_trust));

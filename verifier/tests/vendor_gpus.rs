@@ -42,7 +42,11 @@ fn claims_of(gpus: &[GpuEvidence]) -> (Vec<vigil_verifier::report::Check>, Claim
         verified_at: 0,
         claims: Vec::new(),
     };
-    let context = GpuContext { rims: None, at: 0 };
+    let context = GpuContext {
+        rims: None,
+        at: 0,
+        npu_roots: None,
+    };
     let checks = check_gpus(&[7; 32], gpus, &context, true, &mut claims);
     (checks, claims)
 }
@@ -95,7 +99,11 @@ fn host_reported_inventory_is_the_hosts_word_bound_by_the_quote() {
     check_gpus(
         &[7; 32],
         &host,
-        &GpuContext { rims: None, at: 0 },
+        &GpuContext {
+            rims: None,
+            at: 0,
+            npu_roots: None,
+        },
         false,
         &mut unbound,
     );

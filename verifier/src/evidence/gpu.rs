@@ -35,6 +35,9 @@ pub struct GpuContext<'a> {
     pub rims: Option<&'a RimStore>,
     /// Verification time for certificate and RIM validity (Unix seconds).
     pub at: i64,
+    /// CAs an Ascend NPU's IAK certificate must chain to (none shipped: operators configure
+    /// Huawei's); without them Ascend attestation cannot verify.
+    pub npu_roots: Option<&'a crate::evidence::ascend::AscendRoots>,
 }
 
 /// Device-reported check claims: true when verified, false (with the reason) when the check
@@ -415,15 +418,19 @@ fn check_other_vendor(
     }
 }
 
-/// Device-signed evidence of vendors other than NVIDIA.
+/// Device-signed evidence of vendors other than NVIDIA: Huawei Ascend attestation (IAK chain,
+/// quote for the challenge derived from this verifier's nonce, PCRs, boot and IMA logs).
 fn device_signed(
     gpu: &GpuEvidence,
     prefix: &str,
-    _bound: bool,
-    _context: &GpuContext<'_>,
-    _nonce: &[u8],
+    bound: bool,
+    context: &GpuContext<'_>,
+    nonce: &[u8],
     claims: &mut ClaimSet,
 ) -> Check {
+    if gpu.vendor == "huawei" && gpu.format == "ascend-attestation" {
+        return ascend(gpu, prefix, bound, context, nonce, claims);
+    }
     claims.push(
         format!("{prefix}.evidence"),
         Some(Value::Text("signed".into())),
@@ -440,6 +447,81 @@ fn device_signed(
             gpu.format
         ),
     )
+}
+
+/// An Ascend NPU's attestation, verified with `evidence::ascend`. Its checks are named
+/// `gpu[N].npu.*` and its claims `gpu[N].npu.*`, so they belong to the device's submodule.
+fn ascend(
+    gpu: &GpuEvidence,
+    prefix: &str,
+    bound: bool,
+    context: &GpuContext<'_>,
+    nonce: &[u8],
+    claims: &mut ClaimSet,
+) -> Check {
+    use crate::evidence::ascend;
+    let empty = ascend::AscendRoots::empty();
+    let roots = context.npu_roots.unwrap_or(&empty);
+    let challenge = ascend::challenge_for(nonce, gpu.index);
+    let verification = ascend::verify_evidence_bytes(&gpu.evidence, roots, &challenge, context.at);
+    for claim in verification.claims_for_device(gpu.index) {
+        let mut claim = claim;
+        if let Some(rest) = claim
+            .name
+            .strip_prefix(&format!("npu[{}].", gpu.index))
+            .map(str::to_owned)
+        {
+            claim.name = format!("{prefix}.npu.{rest}");
+        }
+        claims.claims.push(claim);
+    }
+    let failed: Vec<String> = verification
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    let authentic = failed.is_empty();
+    claims.push(
+        format!("{prefix}.evidence"),
+        Some(Value::Text("signed".into())),
+        if authentic && bound {
+            Trust::Verified
+        } else if !authentic {
+            Trust::Failed("the NPU's attestation did not verify".into())
+        } else {
+            Trust::Unproven("the quote that would commit to it did not verify".into())
+        },
+        Source::GpuReport {
+            gpu: gpu.index,
+            claim: "npu.quote_verified".into(),
+        },
+    );
+    let name = format!("{prefix}.evidence");
+    if authentic {
+        Check::pass(
+            &name,
+            format!(
+                "Ascend attestation verified: IAK chain{}, quote for this verifier's challenge, PCR digest, logs ({} checks)",
+                if context.npu_roots.is_none() {
+                    " (no CA configured!)"
+                } else {
+                    ""
+                },
+                verification.checks.len()
+            ),
+        )
+    } else {
+        let configure = if context.npu_roots.is_none() {
+            " (no Huawei CA is configured: `vigil serve --npu-ca-dir DIR`)"
+        } else {
+            ""
+        };
+        Check::fail(
+            &name,
+            format!("Ascend attestation: {}{configure}", failed.join("; ")),
+        )
+    }
 }
 
 /// The inventory the host reported for a GPU: attested by the quote (which commits to it)
@@ -498,7 +580,11 @@ mod tests {
 
     fn run(gpus: &[GpuEvidence], bound: bool) -> (Vec<Check>, ClaimSet) {
         let mut claims = ClaimSet::default();
-        let context = GpuContext { rims: None, at: 0 };
+        let context = GpuContext {
+            rims: None,
+            at: 0,
+            npu_roots: None,
+        };
         let checks = check_gpus(&[0; 32], gpus, &context, bound, &mut claims);
         (checks, claims)
     }
