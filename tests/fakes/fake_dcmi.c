@@ -13,7 +13,11 @@
  * DIR/iak.der; dcmiv2_get_attest_evidence returns the records vigil-attester's dcmi.rs
  * documents as its (assumed, unpublished) evidence layout, built from DIR/quote.bin (type 1),
  * DIR/signature.bin (2), DIR/pcrs.bin (3: little-endian u32 index + 32-byte value, repeated),
- * DIR/boot.log (4, optional) and DIR/ima.log (5, optional). The fake cannot sign: it copies
+ * DIR/boot.log (4, optional) and DIR/ima.log (5, optional). Each record is read first from
+ * the NPU's own file, named with its logic id (DIR/quote-<logic id>.bin,
+ * DIR/signature-<logic id>.bin, DIR/pcrs-<logic id>.bin, DIR/boot-<logic id>.log,
+ * DIR/ima-<logic id>.log), and from the shared name above when that is absent, so a test can
+ * give every NPU a quote over its own challenge. The fake cannot sign: it copies
  * bytes, and writes the challenge it received to DIR/challenge-<logic id>.bin (and
  * DIR/challenge.bin). The challenge is a pure function of the verifier's nonce and the
  * device index (SHA-256("vigil-npu-v1" || nonce || u32 BE index)), so a test computes it
@@ -139,7 +143,7 @@ int dcmi_get_device_logic_id(int *logic, int card, int device) {
     return OK;
 }
 
-/* Reads DIR/name; returns its size, or -1 if absent or over `room`. */
+/* Reads DIR/name; returns its size, -1 if absent, or -2 if over `room`. */
 static long read_file(const char *name, unsigned char *out, unsigned long room) {
     const char *dir = getenv("FAKE_DCMI_ATTEST_DIR");
     char path[4096];
@@ -149,7 +153,7 @@ static long read_file(const char *name, unsigned char *out, unsigned long room) 
     unsigned long size = 0;
     int c;
     while ((c = fgetc(file)) != EOF) {
-        if (size >= room) { fclose(file); return -1; }
+        if (size >= room) { fclose(file); return -2; }
         out[size++] = (unsigned char)c;
     }
     fclose(file);
@@ -166,10 +170,18 @@ int dcmiv2_get_attest_cert(int logic, unsigned char *cert, unsigned int *cert_le
     return OK;
 }
 
+/* Appends record `type` from DIR/<stem>-<logic>.<ext> (this NPU's own file) or, when that is
+ * absent, DIR/<stem>.<ext> (shared by every NPU). */
 static int append(unsigned char *out, unsigned long room, unsigned long *at, unsigned int type,
-                  const char *name, int required) {
+                  int logic, const char *stem, const char *ext, int required) {
     if (*at + 8 > room) return ERR_INVALID;
+    char name[256];
+    snprintf(name, sizeof name, "%s-%d.%s", stem, logic, ext);
     long size = read_file(name, out + *at + 8, room - *at - 8);
+    if (size == -1) {
+        snprintf(name, sizeof name, "%s.%s", stem, ext);
+        size = read_file(name, out + *at + 8, room - *at - 8);
+    }
     if (size < 0) return required ? ERR_NOT_EXIST : OK;
     uint32_t header[2] = {type, (uint32_t)size}; /* little-endian hosts */
     memcpy(out + *at, header, 8);
@@ -197,11 +209,11 @@ int dcmiv2_get_attest_evidence(int logic, struct attest_ctx *ctx, unsigned char 
     }
     unsigned long at = 0, room = *evidence_len;
     int rc;
-    if ((rc = append(evidence, room, &at, 1, "quote.bin", 1)) != OK) return rc;
-    if ((rc = append(evidence, room, &at, 2, "signature.bin", 1)) != OK) return rc;
-    if ((rc = append(evidence, room, &at, 3, "pcrs.bin", 1)) != OK) return rc;
-    if ((rc = append(evidence, room, &at, 4, "boot.log", 0)) != OK) return rc;
-    if ((rc = append(evidence, room, &at, 5, "ima.log", 0)) != OK) return rc;
+    if ((rc = append(evidence, room, &at, 1, logic, "quote", "bin", 1)) != OK) return rc;
+    if ((rc = append(evidence, room, &at, 2, logic, "signature", "bin", 1)) != OK) return rc;
+    if ((rc = append(evidence, room, &at, 3, logic, "pcrs", "bin", 1)) != OK) return rc;
+    if ((rc = append(evidence, room, &at, 4, logic, "boot", "log", 0)) != OK) return rc;
+    if ((rc = append(evidence, room, &at, 5, logic, "ima", "log", 0)) != OK) return rc;
     *evidence_len = env_long("FAKE_DCMI_EVIDENCE_OVERSIZED", 0) ? *evidence_len + 4096u
                                                                 : (unsigned int)at;
     return OK;

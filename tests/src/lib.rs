@@ -3,6 +3,7 @@
 //! Nothing is shared between tests, so they can run in parallel.
 
 pub mod fakes;
+pub mod npu;
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
