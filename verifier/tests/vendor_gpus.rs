@@ -317,3 +317,96 @@ fn unsupported_kinds_bounds_and_unverified_formats_fail_their_device() {
     assert!(failed[3].contains("amd-future-attestation"));
     assert!(!claims.get("gpu[3].evidence").unwrap().trust.usable());
 }
+
+fn measurement(entry: u64, path: &str, digest: &str) -> vigil_verifier::claims::HostClaim {
+    vigil_verifier::claims::HostClaim {
+        name: format!("ima.entries[{entry}]"),
+        value: Some(Value::Measurement(
+            vigil_verifier::claims::FileMeasurement {
+                path: path.into(),
+                kind: "file".into(),
+                algorithm: "sha256".into(),
+                digest: digest.into(),
+                template: "ima-ng".into(),
+                signature: None,
+                violation: false,
+            },
+        )),
+        trust: Trust::Verified,
+        source: vigil_verifier::claims::Source::ImaEntry {
+            entry,
+            template: "ima-ng".into(),
+            carried: false,
+        },
+        detail: None,
+    }
+}
+
+#[test]
+fn capture_pins_the_vendors_kernel_module_and_library_as_ima_measured_them() {
+    let host: Vec<GpuEvidence> = (0..8).map(mi300x).collect();
+    let (_, mut claims) = claims_of(&host);
+    let module = "/lib/modules/6.8.0-45-generic/updates/dkms/amdgpu.ko.zst";
+    let library = "/opt/rocm-7.0.0/lib/libamd_smi.so.26.0";
+    claims
+        .claims
+        .push(measurement(10, module, &"aa".repeat(32)));
+    claims
+        .claims
+        .push(measurement(11, library, &"bb".repeat(32)));
+    claims
+        .claims
+        .push(measurement(12, "/usr/bin/bash", &"cc".repeat(32)));
+    let captured = baseline::capture::capture("mi300x", &claims, "2026-12-06T00:00:00Z");
+    assert!(
+        captured.contains(&format!("path = \"{module}\"")),
+        "{captured}"
+    );
+    assert!(
+        captured.contains(&format!("path = \"{library}\"")),
+        "{captured}"
+    );
+    assert!(!captured.contains("path = \"/usr/bin/bash\""), "{captured}");
+    let golden = compile(&captured);
+    assert!(
+        not_met(&claims, &golden).is_empty(),
+        "{:?}",
+        not_met(&claims, &golden)
+    );
+    // Another amdgpu.ko than the golden node's: the module rule names it.
+    let at = claims.claims.len() - 3;
+    claims.claims[at] = measurement(10, module, &"dd".repeat(32));
+    let failed = not_met(&claims, &golden);
+    assert!(
+        failed.iter().any(
+            |(rule, _, found)| rule == &format!("gpus.amd.files[{module}]")
+                && found.contains("not an allowed digest")
+        ),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn an_nvidia_inventory_counts_as_configuration_even_under_a_hardware_rule() {
+    let inventory = GpuEvidence {
+        index: 0,
+        vendor: "nvidia".into(),
+        kind: "host-reported".into(),
+        format: "nvml-inventory".into(),
+        vbios_version: "96.00.9F.00.01".into(),
+        ..Default::default()
+    };
+    let (_, claims) = claims_of(&[inventory]);
+    let baseline = compile(
+        "format = 1\nname = \"nv\"\n[gpu]\nrequire_signed_evidence = false\nrequire_rim_match = false\n\
+         require_cc_mode = false\nmin_vbios_version = \"96.00.74.00.01\"\n",
+    );
+    let appraisal = baseline::appraise(&claims, &[], &baseline, 0);
+    let vbios = appraisal
+        .results
+        .iter()
+        .find(|r| r.rule == "gpu.min_vbios_version")
+        .unwrap();
+    assert_eq!(vbios.outcome, Outcome::Pass);
+    assert_eq!(vbios.category, Category::Configuration, "{vbios:?}");
+}

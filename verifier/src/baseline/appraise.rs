@@ -233,18 +233,27 @@ fn evaluate(
     out: &mut Vec<RuleResult>,
 ) {
     let expected = rule.expect.to_string();
-    let result = |submodule: String, claim: &str, outcome, found: String, source| RuleResult {
-        rule: rule.id.clone(),
-        submodule,
-        claim: claim.to_owned(),
-        outcome,
-        expected: expected.clone(),
-        found,
-        category: rule.category,
-        severity: rule.severity,
-        source,
-        description: rule.description.clone(),
-    };
+    let result =
+        |submodule: String, claim: &str, outcome, found: String, source: Option<Source>| {
+            // A value only the host reported (a GPU inventory) speaks to configuration, whatever
+            // the rule's category: it is never hardware-signed.
+            let category = match source {
+                Some(Source::GpuInventory { .. }) => Category::Configuration,
+                _ => rule.category,
+            };
+            RuleResult {
+                rule: rule.id.clone(),
+                submodule,
+                claim: claim.to_owned(),
+                outcome,
+                expected: expected.clone(),
+                found,
+                category,
+                severity: rule.severity,
+                source,
+                description: rule.description.clone(),
+            }
+        };
     // A vendor's rule with none of that vendor's devices present judges nothing: unevaluable.
     if let Some(vendor) = &rule.vendor
         && gpus.is_empty()

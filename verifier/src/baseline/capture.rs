@@ -165,11 +165,73 @@ pub fn capture(name: &str, claims: &ClaimSet, captured_at: &str) -> String {
     for (vendor, indices) in &by_vendor {
         if vendor == "nvidia" {
             capture_nvidia(claims, indices, &mut out);
+            let files = vendor_files(claims, vendor);
+            if !files.is_empty() {
+                let signed = gpu_values(claims, indices, "evidence")
+                    .iter()
+                    .all(|e| e == "signed");
+                let _ = writeln!(
+                    out,
+                    "[gpus.nvidia]\nrequire_signed_evidence = {signed}\n{files}"
+                );
+            }
         } else {
             capture_vendor(claims, vendor, indices, &mut out);
         }
     }
     out
+}
+
+/// Where each vendor's kernel modules and management libraries live: IMA measurements of
+/// these paths become the vendor section's `files`.
+const VENDOR_SOFTWARE: &[(&str, &[&str])] = &[
+    ("nvidia", &["*/nvidia*.ko*", "*/libnvidia-ml.so*"]),
+    ("amd", &["*/amdgpu.ko*", "*/libamd_smi.so*"]),
+    ("huawei", &["*/drv_*.ko*", "*/libdcmi.so*"]),
+    ("biren", &["*/biren*.ko*", "*/libbiren-ml.so*"]),
+];
+
+/// The `files = [...]` line for the vendor's software the golden node measured (empty when
+/// IMA measured none of it).
+fn vendor_files(claims: &ClaimSet, vendor: &str) -> String {
+    let patterns = VENDOR_SOFTWARE
+        .iter()
+        .find(|(v, _)| *v == vendor)
+        .map_or(&[][..], |(_, p)| *p);
+    let mut files: std::collections::BTreeMap<&str, std::collections::BTreeSet<String>> =
+        Default::default();
+    for claim in claims
+        .matching("ima.entries[*]")
+        .filter(|c| c.trust.usable())
+    {
+        if let Some(Value::Measurement(m)) = &claim.value
+            && !m.violation
+            && patterns.iter().any(|p| super::rules::glob(p, &m.path))
+        {
+            files
+                .entry(&m.path)
+                .or_default()
+                .insert(format!("{}:{}", m.algorithm, m.digest));
+        }
+    }
+    if files.is_empty() {
+        return String::new();
+    }
+    let entries: Vec<String> = files
+        .iter()
+        .map(|(path, digests)| {
+            let digests: Vec<String> = digests.iter().cloned().collect();
+            format!(
+                "  {{ path = {}, digests = [{}] }},",
+                quote(path),
+                quoted_list(&digests)
+            )
+        })
+        .collect();
+    format!(
+        "# The vendor's kernel modules and management libraries, as IMA measured them.\nfiles = [\n{}\n]\n",
+        entries.join("\n")
+    )
 }
 
 /// Distinct usable values of `gpu[N].<suffix>` over `gpus`, sorted.
@@ -281,6 +343,7 @@ fn capture_vendor(claims: &ClaimSet, vendor: &str, gpus: &[u32], out: &mut Strin
             quote(&lowest)
         );
     }
+    out.push_str(&vendor_files(claims, vendor));
     out.push('\n');
 }
 
