@@ -490,6 +490,50 @@ pub fn synthetic_event_log(events: &[LogEvent]) -> Vec<u8> {
     log
 }
 
+/// Firmware for a software TPM: measures the boot applications `apps` (PCR 4), the Secure
+/// Boot separator (PCR 7) and the kernel command line (PCR 8, as GRUB logs it) into `tpm`'s
+/// SHA-256 bank, and writes their event log into `dir`. Returns the log's path.
+pub fn firmware_boot(tpm: &Swtpm, dir: &Path, apps: &[&[u8]], cmdline: &str) -> PathBuf {
+    let separator = vec![0u8; 4];
+    let kernel = format!("kernel_cmdline: {cmdline}").into_bytes();
+    let mut events: Vec<LogEvent> = apps
+        .iter()
+        .map(|app| LogEvent {
+            pcr: 4,
+            event_type: 0x8000_0003,
+            digest: sha256(app),
+            data: vec![0u8; 32],
+        })
+        .collect();
+    events.push(LogEvent {
+        pcr: 7,
+        event_type: 0x4,
+        digest: sha256(&separator),
+        data: separator,
+    });
+    events.push(LogEvent {
+        pcr: 8,
+        event_type: 0xd,
+        digest: sha256(&kernel[16..]),
+        data: kernel,
+    });
+    for event in &events {
+        tpm2(
+            tpm,
+            dir,
+            "tpm2_pcrextend",
+            &[&format!(
+                "{}:sha256={}",
+                event.pcr,
+                hex::encode(&event.digest)
+            )],
+        );
+    }
+    let path = dir.join("binary_bios_measurements");
+    std::fs::write(&path, synthetic_event_log(&events)).expect("event log");
+    path
+}
+
 /// `$VIGIL_FIXTURES` (default `../shared/fixtures` beside the workspace) if `marker` exists
 /// there. With `CI` set, missing fixtures fail the test; otherwise the test says loudly that
 /// it was skipped and returns `None`.

@@ -11,49 +11,7 @@ const GRUB_B: &[u8] = b"grub 2.12 build b";
 
 /// A booted host: shim, a boot loader, the kernel command line; extended into `tpm`.
 fn boot(tpm: &Swtpm, dir: &std::path::Path, loader: &[u8]) -> std::path::PathBuf {
-    let separator = vec![0u8; 4];
-    let kernel = b"kernel_cmdline: root=/dev/sda1 ro quiet".to_vec();
-    let events = vec![
-        LogEvent {
-            pcr: 4,
-            event_type: 0x8000_0003,
-            digest: sha256(SHIM),
-            data: vec![0u8; 32],
-        },
-        LogEvent {
-            pcr: 4,
-            event_type: 0x8000_0003,
-            digest: sha256(loader),
-            data: vec![0u8; 32],
-        },
-        LogEvent {
-            pcr: 7,
-            event_type: 0x4,
-            digest: sha256(&separator),
-            data: separator,
-        },
-        LogEvent {
-            pcr: 8,
-            event_type: 0xd,
-            digest: sha256(&kernel[16..]),
-            data: kernel,
-        },
-    ];
-    for event in &events {
-        tpm2(
-            tpm,
-            dir,
-            "tpm2_pcrextend",
-            &[&format!(
-                "{}:sha256={}",
-                event.pcr,
-                hex::encode(&event.digest)
-            )],
-        );
-    }
-    let path = dir.join("binary_bios_measurements");
-    std::fs::write(&path, synthetic_event_log(&events)).unwrap();
-    path
+    firmware_boot(tpm, dir, &[SHIM, loader], "root=/dev/sda1 ro quiet")
 }
 
 fn json(out: &std::process::Output) -> serde_json::Value {

@@ -30,45 +30,14 @@ fn claim_int(report: &serde_json::Value, name: &str) -> i64 {
         .unwrap_or_else(|| panic!("no claim {name}"))
 }
 
-/// Firmware: a few boot events into PCRs 4, 7, 8 (SHA-256), and their log.
+/// Firmware: shim and the kernel command line (SHA-256), and their log.
 fn boot(tpm: &Swtpm, dir: &std::path::Path) -> std::path::PathBuf {
-    let separator = vec![0u8; 4];
-    let kernel = b"kernel_cmdline: root=/dev/sda1 ro quiet ima_policy=tcb".to_vec();
-    let events = vec![
-        LogEvent {
-            pcr: 4,
-            event_type: 0x8000_0003,
-            digest: sha256(b"shim 15.8"),
-            data: vec![0u8; 32],
-        },
-        LogEvent {
-            pcr: 7,
-            event_type: 0x4,
-            digest: sha256(&separator),
-            data: separator,
-        },
-        LogEvent {
-            pcr: 8,
-            event_type: 0xd,
-            digest: sha256(&kernel[16..]),
-            data: kernel,
-        },
-    ];
-    for event in &events {
-        tpm2(
-            tpm,
-            dir,
-            "tpm2_pcrextend",
-            &[&format!(
-                "{}:sha256={}",
-                event.pcr,
-                hex::encode(&event.digest)
-            )],
-        );
-    }
-    let path = dir.join("binary_bios_measurements");
-    std::fs::write(&path, synthetic_event_log(&events)).unwrap();
-    path
+    firmware_boot(
+        tpm,
+        dir,
+        &[b"shim 15.8"],
+        "root=/dev/sda1 ro quiet ima_policy=tcb",
+    )
 }
 
 /// The kernel: a boot_aggregate over this boot's PCRs 0-9 (SHA-256), then the H12SSL's

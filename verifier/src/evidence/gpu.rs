@@ -67,6 +67,16 @@ const AUTHENTICITY: &[(&str, &str)] = &[
     ("nonce_match", "nonce"),
 ];
 
+/// What the verifier establishes about the GPU list itself (counts, vendors) is verified only
+/// when the quote that commits to the list verified.
+fn quoted(bound: bool) -> Trust {
+    if bound {
+        Trust::Verified
+    } else {
+        Trust::Unproven("the quote that would commit to the GPU list did not verify".into())
+    }
+}
+
 /// Verifies every GPU's evidence; returns the checks and adds `gpu[N].*` claims to `claims`.
 /// `bound` says whether the TPM quote verified (and so commits to this GPU evidence).
 pub fn check_gpus(
@@ -80,11 +90,7 @@ pub fn check_gpus(
     claims.push(
         "gpu.count",
         Some(Value::Int(gpus.len() as i64)),
-        if bound {
-            Trust::Verified
-        } else {
-            Trust::Unproven("the quote that would commit to the GPU list did not verify".into())
-        },
+        quoted(bound),
         Source::Verifier {
             check: "quote.qualifying_data".into(),
         },
@@ -107,11 +113,7 @@ pub fn check_gpus(
         claims.push(
             format!("gpu.count.{vendor}"),
             Some(Value::Int(count as i64)),
-            if bound {
-                Trust::Verified
-            } else {
-                Trust::Unproven("the quote that would commit to the GPU list did not verify".into())
-            },
+            quoted(bound),
             Source::Verifier {
                 check: "quote.qualifying_data".into(),
             },
@@ -149,11 +151,7 @@ pub fn check_gpus(
         claims.push(
             format!("{prefix}.vendor"),
             Some(Value::Text(gpu.vendor.clone())),
-            if bound {
-                Trust::Verified
-            } else {
-                Trust::Unproven("the quote that would commit to it did not verify".into())
-            },
+            quoted(bound),
             Source::GpuInventory { gpu: gpu.index },
         );
         if gpu.vendor != "nvidia" {
