@@ -4,6 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use vigil_proto::binding::{NONCE_LEN, qualifying_data};
 use vigil_proto::v1::{EventLog, Evidence, PcrBank, TpmEvidence, TpmQuote};
@@ -21,6 +26,68 @@ pub const DEFAULT_PCRS: [u32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
 /// Where Linux exposes the firmware's TCG event log.
 pub const DEFAULT_EVENT_LOG: &str = "/sys/kernel/security/tpm0/binary_bios_measurements";
 
+/// Counts for `vigil-attester serve --metrics-listen`: how long quotes take and which
+/// evidence sources failed. Counts only; nothing from the evidence itself.
+pub struct AttesterMetrics {
+    registry: Registry,
+    quote_seconds: Histogram,
+    collector_errors: Family<SourceLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+}
+
+/// The evidence sources counted in `vigil_attester_collector_errors_total{source}`.
+pub const SOURCES: [&str; 4] = ["tpm", "gpu", "event_log", "ima"];
+
+impl Default for AttesterMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        // 1 ms to 30 s: a hardware TPM quote takes tens to hundreds of milliseconds.
+        let quote_seconds = Histogram::new([
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ]);
+        registry.register(
+            "vigil_attester_quote_seconds",
+            "Time to produce a TPM quote (qualifying data to signed quote, TPM lock wait included)",
+            quote_seconds.clone(),
+        );
+        let collector_errors = Family::<SourceLabels, Counter>::default();
+        for source in SOURCES {
+            let _ = collector_errors.get_or_create(&SourceLabels { source });
+        }
+        registry.register(
+            "vigil_attester_collector_errors",
+            "Evidence sources that failed while answering a challenge (a missing event log or \
+             IMA list is not an error)",
+            collector_errors.clone(),
+        );
+        AttesterMetrics {
+            registry,
+            quote_seconds,
+            collector_errors,
+        }
+    }
+}
+
+impl AttesterMetrics {
+    fn error(&self, source: &'static str, error: &dyn std::fmt::Display) {
+        self.collector_errors
+            .get_or_create(&SourceLabels { source })
+            .inc();
+        tracing::warn!(event = "collector_error", source, %error, "evidence source failed");
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
 /// Everything needed to answer challenges on one host.
 pub struct Collector {
     tpm: Arc<Mutex<Tpm>>,
@@ -28,6 +95,7 @@ pub struct Collector {
     event_log_path: PathBuf,
     ima: ImaSource,
     gpus: GpuSource,
+    metrics: AttesterMetrics,
 }
 
 impl Collector {
@@ -44,7 +112,12 @@ impl Collector {
             event_log_path,
             ima: ImaSource::new(ima_log_path),
             gpus,
+            metrics: AttesterMetrics::default(),
         }
+    }
+
+    pub fn metrics(&self) -> &AttesterMetrics {
+        &self.metrics
     }
 
     pub fn node_id(&self) -> &str {
@@ -84,16 +157,35 @@ impl Collector {
         let gpu_nonce: [u8; NONCE_LEN] = nonce
             .try_into()
             .map_err(|_| TpmError::Request("nonce length".into()))?;
-        let gpus = self
-            .gpus
-            .collect(&gpu_nonce)
-            .map_err(|e| TpmError::Request(format!("GPU evidence: {e}")))?;
-        let qualifying = qualifying_data(nonce, &gpus);
-        let (ak_public, quote) = self.with_tpm(|tpm| {
-            let banks = choose_banks(tpm, banks)?;
-            let quote = tpm.quote(&qualifying, &banks, &pcrs)?;
-            Ok((tpm.ak_public_tpm2b()?, quote))
+        let gpus = self.gpus.collect(&gpu_nonce).map_err(|e| {
+            self.metrics.error("gpu", &e);
+            TpmError::Request(format!("GPU evidence: {e}"))
         })?;
+        let qualifying = qualifying_data(nonce, &gpus);
+        let started = std::time::Instant::now();
+        let (ak_public, quote) = self
+            .with_tpm(|tpm| {
+                let banks = choose_banks(tpm, banks)?;
+                let quote = tpm.quote(&qualifying, &banks, &pcrs)?;
+                Ok((tpm.ak_public_tpm2b()?, quote))
+            })
+            .inspect_err(|e| self.metrics.error("tpm", e))?;
+        let elapsed = started.elapsed();
+        self.metrics.quote_seconds.observe(elapsed.as_secs_f64());
+        tracing::debug!(
+            event = "quote",
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "TPM quote made"
+        );
+        let event_log = read_event_log(&self.event_log_path);
+        if !event_log.present && !event_log.note.starts_with("no event log") {
+            self.metrics.error("event_log", &event_log.note);
+        }
+        // Read after the quote: the list then holds every entry the quoted PCR 10 covers.
+        let ima_log = self.ima.read(ima_offset);
+        if !ima_log.present && !ima_log.note.starts_with("no IMA list") {
+            self.metrics.error("ima", &ima_log.note);
+        }
         let pcr_banks = quote
             .pcrs
             .into_iter()
@@ -113,9 +205,8 @@ impl Collector {
                 }),
                 pcrs: pcr_banks,
             }),
-            event_log: Some(read_event_log(&self.event_log_path)),
-            // Read after the quote: the list then holds every entry the quoted PCR 10 covers.
-            ima_log: Some(self.ima.read(ima_offset)),
+            event_log: Some(event_log),
+            ima_log: Some(ima_log),
             gpus,
             attester_version: env!("CARGO_PKG_VERSION").to_owned(),
         })
@@ -207,6 +298,26 @@ mod tests {
         assert_eq!(normalise_pcrs(&[7, 0, 7, 3]).unwrap(), vec![0, 3, 7]);
         assert_eq!(normalise_pcrs(&[]).unwrap(), DEFAULT_PCRS.to_vec());
         assert!(normalise_pcrs(&[24]).is_err());
+    }
+
+    #[test]
+    fn attester_metrics_are_encoded() {
+        let metrics = AttesterMetrics::default();
+        metrics.quote_seconds.observe(0.02);
+        metrics.error("tpm", &"busy");
+        let text = metrics.encode();
+        assert!(
+            text.contains("vigil_attester_quote_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigil_attester_collector_errors_total{source=\"tpm\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigil_attester_collector_errors_total{source=\"gpu\"} 0"),
+            "{text}"
+        );
     }
 
     #[test]

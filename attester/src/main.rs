@@ -124,6 +124,37 @@ struct ServeArgs {
     /// like any report: a recorded report does not answer its nonce.
     #[arg(long, value_name = "REPORT,CHAIN")]
     gpu_replay: Vec<String>,
+    /// Log lines on stderr as `text` or `json` (one object a line); the level comes from
+    /// RUST_LOG (default info).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Serve Prometheus/OpenMetrics text at http://ADDR/metrics (plaintext, counts only).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `tracing` to stderr, filtered by RUST_LOG (default info); stdout keeps the "listening on"
+/// line alone.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 #[derive(Args)]
@@ -235,6 +266,7 @@ fn hostname() -> String {
 }
 
 fn serve(args: ServeArgs) -> Result<(), AnyError> {
+    init_logging(args.log_format);
     let server_tls = match (args.dev, &args.tls_dir) {
         (false, Some(dir)) => Some(vigil_tls::server_tls_config_from_dir(dir)?),
         (true, None) => None,
@@ -273,6 +305,17 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen).await?;
         let address = listener.local_addr()?;
+        let metrics_address = match &args.metrics_listen {
+            Some(addr) => {
+                let metrics = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?;
+                let metrics_address = metrics.local_addr()?;
+                tokio::spawn(serve_metrics(metrics, Arc::clone(&collector)));
+                Some(metrics_address)
+            }
+            None => None,
+        };
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<AttesterServer<AttesterService>>()
@@ -295,6 +338,17 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
                 vigil_tls::RoleLayer::dev()
             }
         };
+        tracing::info!(
+            event = "start",
+            listen = %address,
+            node = %collector.node_id(),
+            mode = if args.dev { "dev (plaintext, no client authentication)" } else { "mutual TLS" },
+            push_to = args.push_to.as_deref().unwrap_or(""),
+            push_interval_s = args.push_interval,
+            metrics = %metrics_address.map(|a| format!("http://{a}/metrics")).unwrap_or_default(),
+            version = env!("CARGO_PKG_VERSION"),
+            "vigil-attester serve started"
+        );
         if let Some(verifier) = args.push_to.clone() {
             let interval = std::time::Duration::from_secs(args.push_interval.max(1));
             tokio::spawn(push::run(
@@ -313,12 +367,71 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
             ))))
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener),
-                shutdown_signal(),
+                async {
+                    shutdown_signal().await;
+                    tracing::info!(event = "shutdown", "shutdown requested; finishing requests in flight");
+                },
             )
             .await?;
+        tracing::info!(event = "stopped", "vigil-attester serve stopped");
         Ok::<(), AnyError>(())
     })?;
     Ok(())
+}
+
+/// `GET /metrics` on `listener`: a minimal HTTP/1.x responder (one request per connection,
+/// head bounded to 8 KiB and 10 s), the same as the verifier's (`vigil_verifier::metrics`),
+/// kept here because the attester does not link the verifier.
+async fn serve_metrics(listener: tokio::net::TcpListener, collector: Arc<Collector>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let collector = Arc::clone(&collector);
+        tokio::spawn(tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            async move {
+                let mut head = Vec::with_capacity(512);
+                let mut buf = [0u8; 512];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n")
+                    && !head.windows(2).any(|w| w == b"\n\n")
+                    && head.len() <= 8192
+                {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let mut parts = head.lines().next().unwrap_or_default().split_whitespace();
+                let (status, content_type, body) = match (parts.next(), parts.next()) {
+                    (Some("GET"), Some("/metrics")) => (
+                        "200 OK",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        collector.metrics().encode(),
+                    ),
+                    (Some("GET"), Some(_)) => (
+                        "404 Not Found",
+                        "text/plain",
+                        "not found: try /metrics\n".to_owned(),
+                    ),
+                    _ => (
+                        "400 Bad Request",
+                        "text/plain",
+                        "GET /metrics only\n".to_owned(),
+                    ),
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            },
+        ));
+    }
 }
 
 async fn shutdown_signal() {

@@ -117,6 +117,21 @@ fn ima_lists_are_appraised_incrementally_and_unknown_or_rewritten_files_fail() {
     );
     let db = dir.join("vigil.db");
     let db = db.to_str().unwrap();
+    // Before registration the node's AK is unknown: its list may replay, but nothing of it is
+    // kept to be continued later.
+    let out = vigil(&[
+        "verify",
+        "--node",
+        &attester.address,
+        "--db",
+        db,
+        "--json",
+        "--allow-no-baseline",
+    ]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let store = vigil_verifier::store::Store::open(std::path::Path::new(db)).unwrap();
+    assert!(store.ima_state("h12ssl").unwrap().is_none());
+    drop(store);
     let out = vigil(&[
         "node",
         "register",

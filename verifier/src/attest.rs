@@ -14,6 +14,7 @@ use crate::evidence::eventlog;
 use crate::evidence::gpu::{GpuContext, check_gpus};
 use crate::evidence::ima::{ImaStart, QuotedState, check_ima};
 use crate::evidence::tpm as tpm_evidence;
+use crate::metrics::Phase;
 use crate::nonce::{self, DEFAULT_NONCE_TTL_SECS};
 use crate::report::{AK_TRUST_TOFU, AttestationReport, Check, Verdict};
 use crate::store::{NodeRecord, Store, StoreError};
@@ -113,6 +114,8 @@ pub struct Verifier {
     baseline_keys: Vec<baseline::signature::TrustedKey>,
     /// The client certificate for pulling from attesters (None: plaintext, dev mode).
     client_tls: Option<crate::connect::ClientTls>,
+    /// Counts for `--metrics-listen` (atomics; no lock on the appraisal path).
+    metrics: crate::metrics::VerifierMetrics,
 }
 
 /// The PCR Linux IMA extends.
@@ -175,7 +178,26 @@ impl Verifier {
             result_key: None,
             baseline_keys: Vec::new(),
             client_tls: None,
+            metrics: crate::metrics::VerifierMetrics::new(),
         }
+    }
+
+    /// This verifier's metrics (`vigil serve --metrics-listen`).
+    pub fn metrics(&self) -> &crate::metrics::VerifierMetrics {
+        &self.metrics
+    }
+
+    /// Reads the gauges that come from the store (nodes by status, audit-log size) into the
+    /// metrics and returns their OpenMetrics text. Called per scrape, off the hot path.
+    pub fn render_metrics(&self) -> Result<String, VerifierError> {
+        {
+            let store = self.store()?;
+            let nodes = store.nodes()?;
+            let audit_entries = vigil_audit::tree_size(store.connection()).unwrap_or(0);
+            self.metrics
+                .set_store_gauges(nodes.iter().map(|n| n.status.as_str()), audit_entries);
+        }
+        Ok(self.metrics.encode())
     }
 
     /// Pulls from attesters over mutual TLS with this client certificate.
@@ -241,6 +263,7 @@ impl Verifier {
                 record.node_id
             )));
         }
+        let seq_before = store.latest_status_seq()?;
         store.replace_node(record, &vigil_audit::AuditEntry {
             kind: "node.registered".to_owned(),
             time: record.registered_at.unwrap_or(record.last_seen),
@@ -253,6 +276,23 @@ impl Verifier {
                 "address": record.address,
             }),
         })?;
+        let changes = status_changes_since(&store, seq_before);
+        drop(store);
+        log_status_changes(changes);
+        tracing::info!(
+            event = "registration",
+            node = %record.node_id,
+            group = %record.group,
+            ak_trust = %record.ak_trust,
+            address = record.address.as_deref().unwrap_or(""),
+            ek_sha256 = record
+                .ek_public
+                .as_deref()
+                .map(crate::registration::register::ek_fingerprint)
+                .map(hex::encode)
+                .unwrap_or_default(),
+            "node registered"
+        );
         Ok(())
     }
 
@@ -277,7 +317,16 @@ impl Verifier {
 
     /// Marks a node unknown: it missed its window or could not be reached.
     pub fn mark_unknown(&self, node_id: &str, reason: &str, now: i64) -> Result<(), VerifierError> {
-        Ok(self.store()?.mark_unknown(node_id, reason, now)?)
+        let mut store = self.store()?;
+        let seq_before = store.latest_status_seq()?;
+        store.mark_unknown(node_id, reason, now)?;
+        let changes = status_changes_since(&store, seq_before);
+        drop(store);
+        if !changes.is_empty() {
+            tracing::warn!(event = "node_unknown", node = %node_id, reason = %reason, "node marked unknown");
+        }
+        log_status_changes(changes);
+        Ok(())
     }
 
     /// Every known node.
@@ -335,6 +384,7 @@ impl Verifier {
         now: i64,
     ) -> Result<AttestationReport, VerifierError> {
         validate_node_id(node_id)?;
+        let started = std::time::Instant::now();
         let mut checks = Vec::new();
         let nonce = issued_nonce.unwrap_or(&evidence.nonce);
         // The store is held only to read and to record: the evidence checks below (signatures,
@@ -351,6 +401,9 @@ impl Verifier {
             let ima_stored = store.ima_state(node_id)?;
             (nonce_outcome, recorded, group, stored_baseline, ima_stored)
         };
+        let mut phase_start = std::time::Instant::now();
+        self.metrics
+            .phase(Phase::Nonce, phase_start.duration_since(started));
         let baseline_label = stored_baseline
             .as_ref()
             .map(|b| format!("{}@{}", b.name, b.version))
@@ -452,6 +505,11 @@ impl Verifier {
             None => "unregistered".to_owned(),
         };
 
+        let now_instant = std::time::Instant::now();
+        self.metrics
+            .phase(Phase::Evidence, now_instant.duration_since(phase_start));
+        phase_start = now_instant;
+
         let mut host_claims = outcome.host_claims;
         host_claims.node_id = node_id.to_owned();
         host_claims.verified_at = now;
@@ -514,9 +572,11 @@ impl Verifier {
 
         // The IMA state advances only over entries that checked out and that no IMA rule
         // objected to: a refused file is judged again at the next attestation, never skipped.
+        // Every evidence check must have passed too: a state kept from evidence of an unknown
+        // AK, a stale nonce or a claimed identity would be continued for the genuine node.
         let ima_acceptable = !checks
             .iter()
-            .any(|c| !c.passed && (c.name.starts_with("ima.") || c.name.starts_with("quote.")))
+            .any(|c| !c.passed && !c.name.starts_with("baseline."))
             && appraisal.as_ref().is_none_or(|a| {
                 !a.results
                     .iter()
@@ -539,8 +599,13 @@ impl Verifier {
         report.baseline = appraisal.as_ref().map(|a| a.baseline.to_string());
         report.appraisal = appraisal;
         report.result_token = self.sign_result(&report)?;
+        let now_instant = std::time::Instant::now();
+        self.metrics
+            .phase(Phase::Appraisal, now_instant.duration_since(phase_start));
+        phase_start = now_instant;
 
         let mut store = self.store()?;
+        let seq_before = store.latest_status_seq()?;
         // Trust on first use: record the AK only when everything else checked out.
         if let (None, Verdict::Pass, Some(ak_public)) = (&recorded, report.verdict, ak_public_seen)
         {
@@ -593,6 +658,33 @@ impl Verifier {
         if attributable && let Some(state) = &ima_keep {
             store.put_ima_state(node_id, &baseline_label, state, now)?;
         }
+        let changes = status_changes_since(&store, seq_before);
+        drop(store);
+        self.metrics.phase(Phase::Record, phase_start.elapsed());
+        log_status_changes(changes);
+        let failed: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect();
+        self.metrics
+            .verdict(&report.status, verdict, failed.iter().copied());
+        tracing::info!(
+            event = "verdict",
+            node = %node_id,
+            verdict,
+            status = %report.status,
+            failed_checks = %failed.join(","),
+            baseline = report.baseline.as_deref().unwrap_or(""),
+            origin = %match origin {
+                Origin::Pulled(address) => address.as_str(),
+                Origin::Pushed => "pushed",
+            },
+            claimed_identity = !attributable,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "verdict recorded"
+        );
         Ok(report)
     }
 
@@ -689,6 +781,38 @@ impl Verifier {
         let store = self.store()?;
         crate::impact::impact(&store, &compiled, &baseline::content_digest(text), group)
             .map_err(VerifierError::from)
+    }
+}
+
+/// The status changes recorded after `seq_before` (the caller holds the store, so they are
+/// its own); read only when there are any. A failure to read them is logged, never an error.
+fn status_changes_since(store: &Store, seq_before: i64) -> Vec<crate::store::StatusChange> {
+    match store.latest_status_seq() {
+        Ok(latest) if latest <= seq_before => return Vec::new(),
+        _ => {}
+    }
+    store
+        .status_changes(seq_before + 1, 64)
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot read back status changes for the log");
+            Vec::new()
+        })
+}
+
+/// Logs status changes (after the store is released).
+fn log_status_changes(changes: Vec<crate::store::StatusChange>) {
+    for change in changes {
+        tracing::info!(
+            event = "status_change",
+            node = %change.node_id,
+            old = %change.old_status,
+            new = %change.new_status,
+            reason = %change.reason,
+            seq = change.seq,
+            "node status {} -> {}",
+            change.old_status,
+            change.new_status
+        );
     }
 }
 

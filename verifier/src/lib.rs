@@ -9,6 +9,8 @@ pub mod claims;
 pub mod connect;
 pub mod evidence;
 pub mod impact;
+pub mod logging;
+pub mod metrics;
 pub mod nonce;
 pub mod poll;
 pub mod pull;

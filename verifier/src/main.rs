@@ -65,15 +65,17 @@ enum Command {
         #[command(subcommand)]
         command: NodeCommand,
     },
-    /// List the nodes the verifier knows.
-    Nodes(NodesArgs),
+    /// List the nodes the verifier knows (--db, or --verifier URL).
+    Nodes(cli::nodes::NodesArgs),
     /// The tamper-evident audit log: every verdict, registration and removal.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// The verdicts recorded in the store, oldest first.
-    History(HistoryArgs),
+    /// The verdicts recorded in the store, oldest first (--db, or --verifier URL).
+    History(cli::nodes::HistoryArgs),
+    /// Follow a running verifier's node status changes as they happen (Verifier.Watch).
+    Watch(cli::watch::WatchArgs),
     /// Measured-boot event logs: show them, replay them, compare with PCR values.
     Eventlog {
         #[command(subcommand)]
@@ -222,6 +224,14 @@ struct ServeArgs {
     /// POST every node status change with its signed result (JSON) to this http:// URL.
     #[arg(long)]
     webhook: Option<String>,
+    /// Log lines on stderr as `text` or `json` (one object a line); the level comes from
+    /// RUST_LOG (default info).
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: vigil_verifier::logging::LogFormat,
+    /// Serve Prometheus/OpenMetrics text at http://ADDR/metrics (plaintext, counts only:
+    /// keep it on loopback or a monitoring network).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
 }
 
 #[derive(Args)]
@@ -278,14 +288,14 @@ enum NodeCommand {
     /// Show one node.
     Status {
         node: String,
-        #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
-        db: PathBuf,
+        #[command(flatten)]
+        target: cli::nodes::Target,
     },
-    /// Forget a node (its verdict history stays).
+    /// Forget a node (its verdict history stays); through a verifier: admin only.
     Remove {
         node: String,
-        #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
-        db: PathBuf,
+        #[command(flatten)]
+        target: cli::nodes::Target,
     },
 }
 
@@ -306,25 +316,6 @@ struct RegisterArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Args)]
-struct NodesArgs {
-    #[command(subcommand)]
-    command: Option<NodesCommand>,
-    #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
-    db: PathBuf,
-    /// Print as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Subcommand)]
-enum NodesCommand {
-    /// List every node (the default).
-    List,
-    /// Show one node.
-    Status { node: String },
 }
 
 #[derive(Subcommand)]
@@ -403,19 +394,6 @@ enum AuditCommand {
         #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
         db: PathBuf,
     },
-}
-
-#[derive(Args)]
-struct HistoryArgs {
-    /// The embedded SQLite database.
-    #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
-    db: PathBuf,
-    /// Only this node's verdicts.
-    #[arg(long)]
-    node: Option<String>,
-    /// Print every recorded result as JSON lines.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -524,13 +502,11 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Serve(args) => serve(args).map(|()| Verdict::Pass),
         Command::Verify(args) => verify(args),
-        Command::History(args) => history(args).map(|()| Verdict::Pass),
+        Command::History(args) => cli::nodes::history(args),
+        Command::Watch(args) => cli::watch::watch(args),
         Command::Audit { command } => audit_command(command),
         Command::Node { command } => node_command(command),
-        Command::Nodes(args) => match args.command {
-            None | Some(NodesCommand::List) => list_nodes(&args.db, None, args.json),
-            Some(NodesCommand::Status { node }) => list_nodes(&args.db, Some(&node), args.json),
-        },
+        Command::Nodes(args) => cli::nodes::nodes(args),
         Command::Quote {
             command: QuoteCommand::Verify(args),
         } => quote_verify(args),
@@ -658,6 +634,7 @@ fn result_key_path(db: &std::path::Path) -> PathBuf {
 fn serve(args: ServeArgs) -> Result<(), AnyError> {
     use vigil_proto::v1::registrar_server::RegistrarServer;
     use vigil_verifier::service::RegistrarService;
+    vigil_verifier::logging::init(args.log_format);
     let server_tls = match (args.dev, &args.store.tls_dir) {
         (false, Some(dir)) => Some(vigil_tls::server_tls_config_from_dir(dir)?),
         (true, None) => None,
@@ -678,8 +655,8 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
     // Every path and the address are checked before anything is created.
     let policy = args.ek.policy()?;
     if args.ek.ek_roots.is_none() && args.ek.ek_allow.is_empty() {
-        eprintln!(
-            "vigil: note: no --ek-roots and no --ek-allow: registration will refuse every node \
+        tracing::warn!(
+            "no --ek-roots and no --ek-allow: registration will refuse every node \
              (give the TPM vendor CAs you trust, `vigil certs import-tpm-cab` makes a directory of them)"
         );
     }
@@ -689,12 +666,29 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let address = listener.local_addr()?;
+        let metrics_listener = match &args.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?,
+            ),
+            None => None,
+        };
         // One server per database file: taken before the database is opened or created.
         let _server_lock = vigil_verifier::store::lock_for_serving(&args.store.db)?;
         let verifier = open_verifier(&args.store)?;
+        let webhook_target = webhook.as_ref().map(|t| format!("{}:{}", t.host, t.port));
         if let Some(target) = webhook {
             tokio::spawn(vigil_verifier::webhook::run(Arc::clone(&verifier), target));
         }
+        let metrics_address = match metrics_listener {
+            Some(listener) => {
+                let metrics_address = listener.local_addr()?;
+                tokio::spawn(serve_metrics(listener, Arc::clone(&verifier)));
+                Some(metrics_address)
+            }
+            None => None,
+        };
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<VerifierServer<VerifierService>>()
@@ -741,6 +735,18 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
                 vigil_tls::RoleLayer::dev()
             }
         };
+        tracing::info!(
+            event = "start",
+            listen = %address,
+            database = %args.store.db.display(),
+            mode = if args.dev { "dev (plaintext, no client authentication)" } else { "mutual TLS" },
+            poll_interval_s = args.poll_interval,
+            poll_concurrency = args.poll_concurrency,
+            metrics = %metrics_address.map(|a| format!("http://{a}/metrics")).unwrap_or_default(),
+            webhook = webhook_target.as_deref().unwrap_or(""),
+            version = env!("CARGO_PKG_VERSION"),
+            "vigil serve started"
+        );
         builder
             .layer(layer)
             .add_service(health_service)
@@ -764,11 +770,37 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
             )
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener),
-                shutdown_signal(),
+                async {
+                    shutdown_signal().await;
+                    tracing::info!(event = "shutdown", "shutdown requested; finishing requests in flight");
+                },
             )
             .await?;
+        tracing::info!(event = "stopped", "vigil serve stopped");
         Ok(())
     })
+}
+
+/// Serves `GET /metrics` (see `vigil_verifier::metrics::serve_http`); the store-backed
+/// gauges are read per scrape on a blocking thread.
+async fn serve_metrics(listener: tokio::net::TcpListener, verifier: Arc<Verifier>) {
+    vigil_verifier::metrics::serve_http(listener, move || {
+        let verifier = Arc::clone(&verifier);
+        async move {
+            match tokio::task::spawn_blocking(move || verifier.render_metrics()).await {
+                Ok(Ok(text)) => text,
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "metrics: cannot read the store");
+                    String::new()
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "metrics task failed");
+                    String::new()
+                }
+            }
+        }
+    })
+    .await
 }
 
 async fn shutdown_signal() {
@@ -892,67 +924,11 @@ fn quote_verify(args: QuoteVerifyArgs) -> Result<Verdict, AnyError> {
     Ok(result.verdict)
 }
 
-fn history(args: HistoryArgs) -> Result<(), AnyError> {
-    if !args.db.exists() {
-        return Err(format!("no database at {}", args.db.display()).into());
-    }
-    let store = Store::open(&args.db).map_err(|e| format!("opening {}: {e}", args.db.display()))?;
-    let records = store.verdicts(args.node.as_deref())?;
-    if args.json {
-        for record in &records {
-            println!("{}", record.result_json);
-        }
-        return Ok(());
-    }
-    println!(
-        "{:>4}  {:<20}  {:<24}  {:<7}  summary",
-        "id", "time (UTC)", "node", "verdict"
-    );
-    for record in &records {
-        let summary = serde_json::from_str::<AttestationReport>(&record.result_json)
-            .map(|r| r.summary())
-            .unwrap_or_else(|_| "(unreadable result)".into());
-        println!(
-            "{:>4}  {:<20}  {:<24}  {:<7}  {}",
-            record.id,
-            format_unix_utc(record.verified_at),
-            record.node_id,
-            record.verdict.to_uppercase(),
-            summary
-        );
-    }
-    println!(
-        "{} verdict(s); each is in the audit log (`vigil audit list`, `vigil audit verify`)",
-        records.len()
-    );
-    Ok(())
-}
-
 fn node_command(command: NodeCommand) -> Result<Verdict, AnyError> {
     match command {
         NodeCommand::Register(args) => register(*args),
-        NodeCommand::Status { node, db } => list_nodes(&db, Some(&node), false),
-        NodeCommand::Remove { node, db } => {
-            let verifier = open_verifier(&StoreArgs {
-                db,
-                nonce_ttl: vigil_verifier::nonce::DEFAULT_NONCE_TTL_SECS,
-                tofu: false,
-                result_ttl: vigil_verifier::attest::DEFAULT_RESULT_TTL_SECS,
-                allow_no_baseline: false,
-                full_ima_lists: false,
-                rim_dir: None,
-                npu_ca_dir: None,
-                baseline_keys: None,
-                tls_dir: None,
-                as_role: None,
-            })?;
-            if verifier.remove_node(&node)? {
-                println!("node {node} removed; its verdict history is kept");
-                Ok(Verdict::Pass)
-            } else {
-                Err(format!("no node {node:?}").into())
-            }
-        }
+        NodeCommand::Status { node, target } => cli::nodes::node_status(&node, &target),
+        NodeCommand::Remove { node, target } => cli::nodes::remove_node(&node, &target),
     }
 }
 
@@ -993,68 +969,6 @@ fn register(args: RegisterArgs) -> Result<Verdict, AnyError> {
         print!("{}", report.render_text());
     }
     Ok(report.verdict)
-}
-
-fn list_nodes(db: &std::path::Path, only: Option<&str>, json: bool) -> Result<Verdict, AnyError> {
-    if !db.exists() {
-        return Err(format!("no database at {}", db.display()).into());
-    }
-    let store = Store::open(db).map_err(|e| format!("opening {}: {e}", db.display()))?;
-    let nodes: Vec<_> = store
-        .nodes()?
-        .into_iter()
-        .filter(|n| only.is_none_or(|id| n.node_id == id))
-        .collect();
-    if let Some(id) = only
-        && nodes.is_empty()
-    {
-        return Err(format!("no node {id:?}").into());
-    }
-    if json {
-        let rows: Vec<_> = nodes
-            .iter()
-            .map(|n| {
-                serde_json::json!({
-                    "node_id": n.node_id,
-                    "group": n.group,
-                    "ak_trust": n.ak_trust,
-                    "ak_name": hex::encode(&n.ak_name),
-                    "address": n.address,
-                    "registered_at": n.registered_at,
-                    "last_seen": n.last_seen,
-                    "last_verdict": n.last_verdict,
-                    "status": n.status,
-                    "gpus": store
-                        .gpu_identities(&n.node_id)
-                        .ok()
-                        .and_then(|g| serde_json::from_str::<serde_json::Value>(&g).ok()),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else {
-        println!(
-            "{:<24}  {:<10}  {:<15}  {:<10}  {:>4}  last seen (UTC)",
-            "node", "group", "AK trust", "status", "GPUs"
-        );
-        for n in &nodes {
-            let gpus = store
-                .gpu_identities(&n.node_id)
-                .ok()
-                .and_then(|g| serde_json::from_str::<Vec<serde_json::Value>>(&g).ok())
-                .map_or(0, |g| g.len());
-            println!(
-                "{:<24}  {:<10}  {:<15}  {:<10}  {:>4}  {}",
-                n.node_id,
-                n.group,
-                n.ak_trust,
-                n.status,
-                gpus,
-                format_unix_utc(n.last_seen)
-            );
-        }
-    }
-    Ok(Verdict::Pass)
 }
 
 fn read_event_log(

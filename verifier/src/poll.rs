@@ -32,23 +32,30 @@ fn jitter(interval: Duration) -> Duration {
 /// Runs forever (until the server stops), one round per interval.
 pub async fn run(verifier: Arc<Verifier>, config: PollConfig) {
     loop {
-        tokio::time::sleep(config.interval + jitter(config.interval)).await;
-        poll_once(Arc::clone(&verifier), config).await;
+        let due = tokio::time::Instant::now() + config.interval + jitter(config.interval);
+        tokio::time::sleep_until(due).await;
+        poll_round(Arc::clone(&verifier), config, due.into_std()).await;
     }
 }
 
 /// One round: attest every registered node with an address, then mark overdue ones unknown.
 pub async fn poll_once(verifier: Arc<Verifier>, config: PollConfig) {
+    poll_round(verifier, config, std::time::Instant::now()).await;
+}
+
+/// One round that was due at `due`: each node's attestation records how late it started
+/// (`vigil_poll_lag_seconds`: timer lateness plus waiting for a concurrency slot).
+async fn poll_round(verifier: Arc<Verifier>, config: PollConfig, due: std::time::Instant) {
     let nodes = {
         let verifier = Arc::clone(&verifier);
         match tokio::task::spawn_blocking(move || verifier.nodes()).await {
             Ok(Ok(nodes)) => nodes,
             Ok(Err(error)) => {
-                eprintln!("vigil: poller cannot list nodes: {error}");
+                tracing::error!(event = "poll_failure", %error, "poller cannot list nodes");
                 return;
             }
             Err(error) => {
-                eprintln!("vigil: poller task failed: {error}");
+                tracing::error!(event = "poll_failure", %error, "poller task failed");
                 return;
             }
         }
@@ -65,14 +72,31 @@ pub async fn poll_once(verifier: Arc<Verifier>, config: PollConfig) {
             let Ok(_permit) = permits.acquire().await else {
                 return;
             };
+            verifier
+                .metrics()
+                .poll_lag(std::time::Instant::now().saturating_duration_since(due));
             let outcome = attest_node(Arc::clone(&verifier), &address).await;
             if let Err(error) = outcome {
+                tracing::warn!(
+                    event = "poll_failure",
+                    node = %node.node_id,
+                    address = %address,
+                    reason = %error,
+                    "poll failed"
+                );
                 let reason = format!("not attested: {error}");
                 let node_id = node.node_id.clone();
-                let _ = tokio::task::spawn_blocking(move || {
+                match tokio::task::spawn_blocking(move || {
                     verifier.mark_unknown(&node_id, &reason, unix_now())
                 })
-                .await;
+                .await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::error!(node = %node.node_id, %error, "cannot mark node unknown")
+                    }
+                    Err(error) => tracing::error!(%error, "mark-unknown task failed"),
+                }
             }
         }));
     }
@@ -89,12 +113,13 @@ pub async fn poll_once(verifier: Arc<Verifier>, config: PollConfig) {
                 if node.status != STATUS_UNKNOWN
                     && node.registered_at.is_some()
                     && now - node.last_seen > window
-                {
-                    let _ = verifier_for_check.mark_unknown(
+                    && let Err(error) = verifier_for_check.mark_unknown(
                         &node.node_id,
                         "missed its attestation window",
                         now,
-                    );
+                    )
+                {
+                    tracing::error!(node = %node.node_id, %error, "cannot mark node unknown");
                 }
             }
         }

@@ -100,6 +100,79 @@ fn author_of<T>(request: &Request<T>, given: &str) -> Result<String, Status> {
 /// How often Watch looks for new changes when it has sent them all.
 const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// Verdicts one `History` call returns when the request names no limit.
+pub const DEFAULT_HISTORY_LIMIT: u32 = 100;
+/// Most verdicts one `History` call returns, whatever the request asks.
+pub const MAX_HISTORY_LIMIT: u32 = 1000;
+
+/// The number of verdicts a `History` request for `requested` gets (0: the default).
+pub fn history_limit(requested: u32) -> u32 {
+    match requested {
+        0 => DEFAULT_HISTORY_LIMIT,
+        n => n.min(MAX_HISTORY_LIMIT),
+    }
+}
+
+/// The one-line summary of a stored result (`vigil history`'s last column).
+pub fn summarize_result(result_json: &str) -> String {
+    serde_json::from_str::<crate::report::AttestationReport>(result_json)
+        .map(|r| r.summary())
+        .unwrap_or_else(|_| "(unreadable result)".into())
+}
+
+/// The most recent `limit` verdicts (only `node_id`'s when given), oldest first, and whether
+/// older ones exist.
+pub fn recent_verdicts(
+    store: &crate::store::Store,
+    node_id: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<v1::VerdictSummary>, bool), rusqlite::Error> {
+    let mut statement = store.connection().prepare(
+        "SELECT id, node_id, verified_at, verdict, result_json FROM verdicts
+         WHERE ?1 IS NULL OR node_id = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = statement.query_map(rusqlite::params![node_id, i64::from(limit) + 1], |row| {
+        Ok(v1::VerdictSummary {
+            id: row.get(0)?,
+            node_id: row.get(1)?,
+            verified_at_unix: row.get(2)?,
+            verdict: row.get(3)?,
+            summary: summarize_result(&row.get::<_, String>(4)?),
+        })
+    })?;
+    let mut verdicts = rows.collect::<Result<Vec<_>, _>>()?;
+    let truncated = verdicts.len() > limit as usize;
+    verdicts.truncate(limit as usize);
+    verdicts.reverse();
+    Ok((verdicts, truncated))
+}
+
+/// Every node the store knows (only `node_id` when given), as `ListNodes` returns them.
+pub fn node_infos(
+    store: &crate::store::Store,
+    node_id: Option<&str>,
+) -> Result<Vec<v1::NodeInfo>, crate::store::StoreError> {
+    store
+        .nodes()?
+        .into_iter()
+        .filter(|n| node_id.is_none_or(|id| n.node_id == id))
+        .map(|n| {
+            Ok(v1::NodeInfo {
+                gpu_identities_json: store.gpu_identities(&n.node_id)?,
+                ak_name_hex: hex::encode(&n.ak_name),
+                node_id: n.node_id,
+                group: n.group,
+                status: n.status,
+                ak_trust: n.ak_trust,
+                address: n.address.unwrap_or_default(),
+                registered_at_unix: n.registered_at.unwrap_or(0),
+                last_seen_unix: n.last_seen,
+                last_verdict: n.last_verdict.unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
 #[tonic::async_trait]
 impl VerifierRpc for VerifierService {
     type WatchStream = ChannelStream<Result<vigil_proto::v1::VerdictChange, Status>>;
@@ -213,6 +286,48 @@ impl VerifierRpc for VerifierService {
             .await
             .map_err(pull_status)?;
         Ok(Response::new(report.to_proto()))
+    }
+
+    async fn list_nodes(
+        &self,
+        request: Request<v1::ListNodesRequest>,
+    ) -> Result<Response<v1::ListNodesResponse>, Status> {
+        let node_id = Some(request.into_inner().node_id).filter(|id| !id.is_empty());
+        let verifier = Arc::clone(&self.verifier);
+        let wanted = node_id.clone();
+        let nodes = blocking(move || {
+            Ok(verifier.with_store(|store| node_infos(store, wanted.as_deref()))??)
+        })
+        .await?;
+        if let Some(id) = node_id
+            && nodes.is_empty()
+        {
+            return Err(Status::not_found(format!(
+                "no node {id:?} (`vigil nodes` lists the known ones)"
+            )));
+        }
+        Ok(Response::new(v1::ListNodesResponse { nodes }))
+    }
+
+    async fn history(
+        &self,
+        request: Request<v1::HistoryRequest>,
+    ) -> Result<Response<v1::HistoryResponse>, Status> {
+        let request = request.into_inner();
+        let node_id = Some(request.node_id).filter(|id| !id.is_empty());
+        let limit = history_limit(request.limit);
+        let verifier = Arc::clone(&self.verifier);
+        let (verdicts, truncated) = tokio::task::spawn_blocking(move || {
+            verifier.with_store(|store| recent_verdicts(store, node_id.as_deref(), limit))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("verifier task failed: {e}")))?
+        .map_err(verifier_status)?
+        .map_err(|e| Status::internal(format!("reading verdicts: {e}")))?;
+        Ok(Response::new(v1::HistoryResponse {
+            verdicts,
+            truncated,
+        }))
     }
 
     async fn get_result_keys(
@@ -597,5 +712,79 @@ impl vigil_proto::v1::audit_server::Audit for AuditService {
         Ok(Response::new(vigil_proto::v1::PublicKeysResponse {
             verifier_keys: vec![key],
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_limit_has_a_default_and_a_ceiling() {
+        assert_eq!(history_limit(0), DEFAULT_HISTORY_LIMIT);
+        assert_eq!(history_limit(7), 7);
+        assert_eq!(history_limit(MAX_HISTORY_LIMIT), MAX_HISTORY_LIMIT);
+        assert_eq!(history_limit(u32::MAX), MAX_HISTORY_LIMIT);
+    }
+
+    fn store_with_verdicts(rows: &[(&str, &str)]) -> crate::store::Store {
+        let store = crate::store::Store::in_memory().unwrap();
+        for (time, (node, verdict)) in rows.iter().enumerate() {
+            store
+                .connection()
+                .execute(
+                    "INSERT INTO verdicts (node_id, nonce, verified_at, verdict, result_json)
+                     VALUES (?1, x'00', ?2, ?3, 'not json')",
+                    rusqlite::params![node, time as i64, verdict],
+                )
+                .unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn recent_verdicts_are_the_newest_oldest_first_and_say_when_cut() {
+        let store =
+            store_with_verdicts(&[("a", "pass"), ("b", "fail"), ("a", "fail"), ("a", "pass")]);
+        let (all, truncated) = recent_verdicts(&store, None, 10).unwrap();
+        assert_eq!(all.iter().map(|v| v.id).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert!(!truncated);
+        assert_eq!(all[0].summary, "(unreadable result)");
+
+        let (last_two, truncated) = recent_verdicts(&store, None, 2).unwrap();
+        assert_eq!(last_two.iter().map(|v| v.id).collect::<Vec<_>>(), [3, 4]);
+        assert!(truncated);
+
+        let (only_a, truncated) = recent_verdicts(&store, Some("a"), 3).unwrap();
+        assert_eq!(only_a.iter().map(|v| v.id).collect::<Vec<_>>(), [1, 3, 4]);
+        assert!(only_a.iter().all(|v| v.node_id == "a"));
+        assert!(!truncated, "exactly the limit is not truncated");
+
+        let (none, truncated) = recent_verdicts(&store, Some("zzz"), 3).unwrap();
+        assert!(none.is_empty() && !truncated);
+    }
+
+    #[test]
+    fn node_infos_filter_by_id() {
+        let store = crate::store::Store::in_memory().unwrap();
+        for id in ["n1", "n2"] {
+            store
+                .connection()
+                .execute(
+                    "INSERT INTO nodes (node_id, ak_public, ak_name, ak_trust, first_seen, last_seen)
+                     VALUES (?1, x'01', x'0a0b', 'tofu', 1, 2)",
+                    rusqlite::params![id],
+                )
+                .unwrap();
+        }
+        let all = node_infos(&store, None).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].ak_name_hex, "0a0b");
+        assert_eq!(all[0].registered_at_unix, 0, "never registered");
+        assert_eq!(all[0].address, "");
+        let one = node_infos(&store, Some("n2")).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].node_id, "n2");
+        assert!(node_infos(&store, Some("n3")).unwrap().is_empty());
     }
 }

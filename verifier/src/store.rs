@@ -537,6 +537,13 @@ impl Store {
             params![node.node_id],
         )
         .map_err(db("remove old node record"))?;
+        // A (re-)registered node starts its IMA state afresh: nothing verified under another
+        // identity is continued.
+        tx.execute(
+            "DELETE FROM ima_state WHERE node_id = ?1",
+            params![node.node_id],
+        )
+        .map_err(db("reset IMA state"))?;
         insert_node_row(&tx, node)?;
         Self::audit(&tx, &self.audit_key, entry)?;
         tx.commit().map_err(db("commit node replace"))

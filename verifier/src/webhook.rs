@@ -145,9 +145,15 @@ pub async fn run(verifier: Arc<Verifier>, target: WebhookTarget) {
                         break;
                     }
                     Err(error) => {
-                        eprintln!(
-                            "vigil: webhook {}:{}{} change {}: {error}; retrying in {:?}",
-                            target.host, target.port, target.path, change.seq, backoff
+                        // The path is left out: it may carry a receiver's secret.
+                        tracing::warn!(
+                            event = "webhook_failure",
+                            target = %format!("{}:{}", target.host, target.port),
+                            seq = change.seq,
+                            node = %change.node_id,
+                            %error,
+                            retry_in_ms = backoff.as_millis() as u64,
+                            "webhook delivery failed; retrying"
                         );
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(60));

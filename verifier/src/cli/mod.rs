@@ -2,4 +2,6 @@
 
 pub mod baseline;
 pub mod ima;
+pub mod nodes;
 pub mod npu;
+pub mod watch;

@@ -17,8 +17,9 @@
 //! - **Policy** ([`policy::POLICY`]): one explicit row per method, deny by default (unknown
 //!   paths, near misses, empty role sets):
 //!   - `Verifier/Challenge`, `Verifier/Attest`: attester, admin.
-//!     `Verifier/AttestNode`, `Verifier/Watch`: orchestrator, admin.
-//!     `Verifier/GetResultKeys` (public JWKS): orchestrator, admin, auditor.
+//!     `Verifier/AttestNode`: orchestrator, admin.
+//!     `Verifier/Watch|ListNodes|History` (read-only) and `Verifier/GetResultKeys` (public
+//!     JWKS): orchestrator, admin, auditor.
 //!   - `Registrar/RegisterNode`, `Registrar/Deregister`: admin.
 //!   - `Baselines/Get|List|Impact`: orchestrator, admin, auditor. `Baselines/Put|Assign`: admin.
 //!   - `Audit/Query|Checkpoint|Prove|PublicKeys` (all read-only): auditor, admin, orchestrator.

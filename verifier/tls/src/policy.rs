@@ -34,11 +34,14 @@ const fn entry(method_path: &'static str, roles: &'static [Role]) -> PolicyEntry
 /// The whole policy, for the verifier's and the attester's servers alike (each server only
 /// routes its own services, so the other side's rows are never reached there).
 pub const POLICY: &[PolicyEntry] = &[
-    // vigil.v1.Verifier: attesters push their own evidence; orchestrators pull and watch.
+    // vigil.v1.Verifier: attesters push their own evidence; orchestrators pull. Node status,
+    // its changes and the verdict history are read-only: for everyone who relies on results.
     entry("/vigil.v1.Verifier/Challenge", ATTESTER_OR_ADMIN),
     entry("/vigil.v1.Verifier/Attest", ATTESTER_OR_ADMIN),
     entry("/vigil.v1.Verifier/AttestNode", ORCHESTRATOR_OR_ADMIN),
-    entry("/vigil.v1.Verifier/Watch", ORCHESTRATOR_OR_ADMIN),
+    entry("/vigil.v1.Verifier/Watch", READERS),
+    entry("/vigil.v1.Verifier/ListNodes", READERS),
+    entry("/vigil.v1.Verifier/History", READERS),
     // Public keys that verify attestation results: for everyone who relies on results.
     entry("/vigil.v1.Verifier/GetResultKeys", READERS),
     // vigil.v1.Registrar: enrolment changes who is trusted, so operators only.
@@ -130,7 +133,7 @@ mod tests {
     }
 
     #[test]
-    fn readers_read_baselines_and_audit() {
+    fn readers_read_baselines_audit_nodes_and_history() {
         for path in [
             "/vigil.v1.Baselines/Get",
             "/vigil.v1.Baselines/List",
@@ -140,6 +143,9 @@ mod tests {
             "/vigil.v1.Audit/Prove",
             "/vigil.v1.Audit/PublicKeys",
             "/vigil.v1.Verifier/GetResultKeys",
+            "/vigil.v1.Verifier/Watch",
+            "/vigil.v1.Verifier/ListNodes",
+            "/vigil.v1.Verifier/History",
         ] {
             for role in [Role::Orchestrator, Role::Admin, Role::Auditor] {
                 assert!(allowed(path, &roles(&[role])), "{path} {role}");
