@@ -31,6 +31,12 @@ use crate::tpm::{AkAlgorithm, Tpm};
     about = "Vigil attester: TPM-rooted evidence from this host"
 )]
 struct Cli {
+    /// Configuration file (TOML, section [attester]; docs/configuration.md); default
+    /// /etc/vigil/vigil.toml when it exists. Flags override the environment, which overrides
+    /// the file.
+    #[arg(long, global = true, env = "VIGIL_CONFIG", value_name = "FILE")]
+    #[allow(dead_code)] // read before clap parses (vigil_tls::settings)
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -58,11 +64,16 @@ struct GpuArgs {
     /// GPU evidence: `all` (every vendor library found), `none`, or a comma list of
     /// `nvidia` (NVML), `amd` (amdsmi), `huawei` (DCMI), `biren` (BRML). Libraries are loaded
     /// at run time; a missing one means no devices of that vendor, said once.
-    #[arg(long, default_value = "all")]
+    #[arg(long, env = "VIGIL_ATTESTER_GPUS", default_value = "all")]
     gpus: String,
     /// Load a vendor library from this path instead of the system's, `VENDOR=PATH`
-    /// (`amd`, `huawei`, `biren`); repeatable.
-    #[arg(long, value_name = "VENDOR=PATH")]
+    /// (`amd`, `huawei`, `biren`); repeatable or comma-separated.
+    #[arg(
+        long,
+        env = "VIGIL_ATTESTER_GPU_LIB",
+        value_name = "VENDOR=PATH",
+        value_delimiter = ','
+    )]
     gpu_lib: Vec<String>,
 }
 
@@ -79,36 +90,36 @@ struct TpmArgs {
     )]
     state_dir: PathBuf,
     /// Kind of AK to create on first use.
-    #[arg(long, value_enum, default_value = "ecc")]
+    #[arg(long, env = "VIGIL_ATTESTER_AK_ALG", value_enum, default_value = "ecc")]
     ak_alg: AkAlgorithm,
 }
 
 #[derive(Args)]
 struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the chosen address is printed).
-    #[arg(long, default_value = "127.0.0.1:7443")]
+    #[arg(long, env = "VIGIL_ATTESTER_LISTEN", default_value = "127.0.0.1:7443")]
     listen: String,
     #[command(flatten)]
     tpm: TpmArgs,
     /// Name this host reports; a label, never an identity proof. Default: the hostname.
-    #[arg(long)]
+    #[arg(long, env = "VIGIL_ATTESTER_NODE_ID")]
     node_id: Option<String>,
     /// The measured-boot event log to send.
-    #[arg(long, default_value = DEFAULT_EVENT_LOG)]
+    #[arg(long, env = "VIGIL_ATTESTER_EVENT_LOG", default_value = DEFAULT_EVENT_LOG)]
     event_log: PathBuf,
     /// The IMA runtime measurement list to send (binary, or ASCII; a per-bank list
     /// `binary_runtime_measurements_<alg>` is read with that template hash). A missing list
     /// means no IMA evidence, said once.
-    #[arg(long, default_value = crate::ima::DEFAULT_IMA_LOG)]
+    #[arg(long, env = "VIGIL_ATTESTER_IMA_LOG", default_value = crate::ima::DEFAULT_IMA_LOG)]
     ima_log: PathBuf,
     /// Which endorsement key to present for registration.
-    #[arg(long, value_enum, default_value = "rsa")]
+    #[arg(long, env = "VIGIL_ATTESTER_EK_ALG", value_enum, default_value = "rsa")]
     ek_alg: crate::tpm::EkAlgorithm,
     /// Push mode: attest to this verifier on our own interval (Challenge, then Attest).
-    #[arg(long)]
+    #[arg(long, env = "VIGIL_ATTESTER_PUSH_TO")]
     push_to: Option<String>,
     /// Seconds between pushes.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, env = "VIGIL_ATTESTER_PUSH_INTERVAL", default_value_t = 60)]
     push_interval: u64,
     /// Certificate directory (`vigil dev-certs DIR` layout): serve with mutual TLS (only the
     /// verifier's certificate may ask for evidence) and push with the attester certificate.
@@ -126,10 +137,15 @@ struct ServeArgs {
     gpu_replay: Vec<String>,
     /// Log lines on stderr as `text` or `json` (one object a line); the level comes from
     /// RUST_LOG (default info).
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(
+        long,
+        env = "VIGIL_ATTESTER_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     log_format: LogFormat,
     /// Serve Prometheus/OpenMetrics text at http://ADDR/metrics (plaintext, counts only).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "VIGIL_ATTESTER_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<String>,
 }
 
@@ -176,6 +192,22 @@ struct QuoteArgs {
 }
 
 fn main() -> ExitCode {
+    // The configuration file becomes environment variables that are not already set, before
+    // clap reads them: flags > environment > file (docs/configuration.md).
+    match vigil_tls::settings::load_from_process(vigil_tls::settings::Program::Attester) {
+        Ok(pairs) => {
+            for (name, value) in pairs {
+                // SAFETY: first thing in main, before any other thread exists.
+                unsafe { std::env::set_var(name, value) };
+            }
+        }
+        Err(error) => {
+            eprintln!("vigil-attester: {error}");
+            return ExitCode::from(2);
+        }
+    }
+    // SAFETY: still before any other thread exists; libtss2 reads TSS2_LOG later.
+    unsafe { tpm::quiet_tcti_logs() };
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
@@ -479,4 +511,57 @@ fn quote(args: QuoteArgs) -> Result<(), AnyError> {
         hex::encode(&nonce)
     );
     Ok(())
+}
+
+/// Every setting can come from the environment and `[attester]` of the configuration file,
+/// and docs/configuration.md lists them (checked against clap's command tree).
+#[cfg(test)]
+mod config_tests {
+    use clap::{ArgAction, CommandFactory};
+    use vigil_tls::settings::{Program, env_names};
+
+    /// Flags only: security-weakening (`dev`), a testing aid (`gpu-replay`), and the inputs
+    /// and outputs of one `quote`/`gpus` run.
+    const FLAGS_ONLY: &[&str] = &["dev", "gpu-replay", "nonce", "out", "pcrs", "banks"];
+
+    fn options(command: &clap::Command, out: &mut Vec<(String, Option<String>, bool)>) {
+        for arg in command.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if arg.is_positional() || long == "help" || long == "version" {
+                continue;
+            }
+            let switch = matches!(arg.get_action(), ArgAction::SetTrue | ArgAction::SetFalse);
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            out.push((long.to_owned(), env, switch));
+        }
+        for sub in command.get_subcommands() {
+            options(sub, out);
+        }
+    }
+
+    #[test]
+    fn every_setting_has_a_variable_a_key_and_a_line_in_the_document() {
+        let known: Vec<&str> = env_names(Program::Attester).collect();
+        let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
+        let doc = std::fs::read_to_string(doc_path).expect("docs/configuration.md");
+        let mut all = Vec::new();
+        options(&super::Cli::command(), &mut all);
+        let mut used = Vec::new();
+        for (long, env, switch) in all {
+            if long == "config" {
+                assert_eq!(env.as_deref(), Some("VIGIL_CONFIG"));
+            } else if FLAGS_ONLY.contains(&long.as_str()) {
+                assert_eq!(env, None, "--{long} is flag-only");
+                assert!(doc.contains(&format!("`--{long}`")), "docs: --{long}");
+            } else {
+                let env = env.unwrap_or_else(|| panic!("--{long} has no environment variable"));
+                assert!(!switch, "--{long}: a switch must not come from {env}");
+                assert!(known.contains(&env.as_str()), "--{long}: no key sets {env}");
+                used.push(env);
+            }
+        }
+        for env in known {
+            assert!(used.iter().any(|u| u == env), "no option reads {env}");
+        }
+    }
 }

@@ -32,11 +32,12 @@ use tss_esapi::traits::{Marshall, UnMarshall};
 /// Errors from the TPM or from the AK state on disk; each says which step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TpmError {
-    #[error("invalid TCTI {tcti:?}: {source}")]
-    Tcti {
-        tcti: String,
-        source: tss_esapi::Error,
-    },
+    #[error(
+        "cannot open the TPM through TCTI {tcti:?}: {reason}; give --tcti device:/dev/tpmrm0 \
+         (the kernel's TPM resource manager) or --tcti swtpm:host=HOST,port=PORT (a software \
+         TPM, swtpm)"
+    )]
+    Open { tcti: String, reason: String },
     #[error("TPM command failed during {step}: {source}")]
     Tpm {
         step: &'static str,
@@ -51,6 +52,77 @@ pub enum TpmError {
     BadState { dir: PathBuf, reason: String },
     #[error("invalid request: {0}")]
     Request(String),
+}
+
+/// Silences libtss2's own `ERROR:tcti:` lines (the attester reports a failed TCTI itself,
+/// naming `--tcti`) unless `TSS2_LOG` is set. Call first thing in `main`, before any thread
+/// exists: it sets an environment variable.
+///
+/// # Safety
+/// No other thread may read or write the environment at the same time.
+pub unsafe fn quiet_tcti_logs() {
+    if std::env::var_os("TSS2_LOG").is_none() {
+        // SAFETY: the caller guarantees no other thread touches the environment.
+        unsafe { std::env::set_var("TSS2_LOG", "tcti+none") };
+    }
+}
+
+/// Why the TPM behind `tcti` cannot be opened, found by trying what the TCTI would try
+/// (after it failed): the swtpm socket, or the device file.
+fn diagnose_tcti(tcti: &str) -> Option<String> {
+    let (kind, config) = tcti.split_once(':').unwrap_or((tcti, ""));
+    match kind {
+        "device" => {
+            let path = if config.is_empty() {
+                "/dev/tpmrm0"
+            } else {
+                config
+            };
+            match std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+            {
+                Err(e) => Some(format!("cannot open {path}: {e}")),
+                Ok(_) => Some(format!("{path} opens but does not answer as a TPM")),
+            }
+        }
+        "swtpm" | "mssim" => {
+            let mut host = "127.0.0.1";
+            let mut port = "2321";
+            for part in config.split(',') {
+                match part.split_once('=') {
+                    Some(("host", h)) => host = h,
+                    Some(("port", p)) => port = p,
+                    _ => {}
+                }
+            }
+            let address = format!("{host}:{port}");
+            let addrs: Vec<std::net::SocketAddr> =
+                match std::net::ToSocketAddrs::to_socket_addrs(&address) {
+                    Ok(addrs) => addrs.collect(),
+                    Err(e) => return Some(format!("cannot resolve {address}: {e}")),
+                };
+            let Some(addr) = addrs.first() else {
+                return Some(format!("cannot resolve {address}"));
+            };
+            match std::net::TcpStream::connect_timeout(addr, std::time::Duration::from_secs(3)) {
+                Err(e) => Some(format!(
+                    "cannot connect to {address} ({}); is swtpm running there?",
+                    match e.kind() {
+                        std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+                        std::io::ErrorKind::TimedOut => "timed out".to_owned(),
+                        _ => e.to_string(),
+                    }
+                )),
+                Ok(_) => Some(format!(
+                    "{address} accepts connections but the TPM did not answer (is it swtpm \
+                     with --ctrl on port {port}+1, and --tpm2?)"
+                )),
+            }
+        }
+        _ => None,
+    }
 }
 
 fn tpm_step(step: &'static str) -> impl FnOnce(tss_esapi::Error) -> TpmError {
@@ -154,11 +226,14 @@ impl Tpm {
     /// Connects to the TPM at `tcti` and loads the AK from `state_dir`, creating and
     /// persisting one of kind `algorithm` on first use.
     pub fn open(tcti: &str, state_dir: &Path, algorithm: AkAlgorithm) -> Result<Self, TpmError> {
-        let conf = TctiNameConf::from_str(tcti).map_err(|source| TpmError::Tcti {
+        let conf = TctiNameConf::from_str(tcti).map_err(|source| TpmError::Open {
             tcti: tcti.to_owned(),
-            source,
+            reason: format!("not a TCTI this attester can use ({source})"),
         })?;
-        let mut context = Context::new(conf).map_err(tpm_step("connect to TPM"))?;
+        let mut context = Context::new(conf).map_err(|source| TpmError::Open {
+            tcti: tcti.to_owned(),
+            reason: diagnose_tcti(tcti).unwrap_or_else(|| source.to_string()),
+        })?;
         let (ak, ak_public) = load_or_create_ak(&mut context, state_dir, algorithm)?;
         let (_, name, _) = context
             .read_public(ak)

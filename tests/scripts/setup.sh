@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what Vigil needs to build, test and run its demo, when it is missing:
 # Debian packages (TPM software stack, software TPM, tpm2-tools, a C compiler, gcab to build
-# test cabinets) and the
+# test cabinets, openssl and systemd for the packaging tests) and the
 # rustfmt/clippy components. Sourced by run-tests.sh and demo.sh; safe to run twice.
 set -euo pipefail
 
-VIGIL_APT_PACKAGES=(libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools gcc libc6-dev ca-certificates gcab)
+# openssl (the production-certificate guide's commands) and systemd (systemd-analyze verify
+# of the units in packaging/) for tests/tests/packaging.rs.
+VIGIL_APT_PACKAGES=(libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools gcc libc6-dev ca-certificates gcab openssl systemd)
 
 vigil_setup() {
   local missing=()

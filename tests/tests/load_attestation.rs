@@ -128,7 +128,13 @@ fn attestations_per_second_and_latency() {
                     let address = addresses[next % addresses.len()].clone();
                     next += 1;
                     let started = Instant::now();
-                    match client.attest_node(AttestNodeRequest { address }).await {
+                    match client
+                        .attest_node(AttestNodeRequest {
+                            address,
+                            ..Default::default()
+                        })
+                        .await
+                    {
                         Ok(reply) if reply.get_ref().verdict == Verdict::Pass as i32 => {
                             latencies.push(started.elapsed())
                         }

@@ -334,6 +334,16 @@ impl Verifier {
         Ok(self.store()?.nodes()?)
     }
 
+    /// Prunes the stored evidence of verdicts recorded before `cutoff` (see
+    /// [`Store::prune_evidence`]).
+    pub fn prune_evidence(
+        &self,
+        cutoff: i64,
+        now: i64,
+    ) -> Result<crate::store::PruneReport, VerifierError> {
+        Ok(self.store()?.prune_evidence(cutoff, now)?)
+    }
+
     /// Forgets a node (its history stays). False if it was unknown.
     pub fn remove_node(&self, node_id: &str) -> Result<bool, VerifierError> {
         Ok(self.store()?.remove_node(node_id, unix_now())?)

@@ -35,9 +35,28 @@ impl ClientTls {
 
 pub use vigil_tls::{endpoint_uri, host_of, same_endpoint};
 
-/// An endpoint for `address` with timeouts and, when `tls` is given, mutual TLS.
+/// What runs at the other end, for error messages.
+pub const VERIFIER_PEER: &str = "the verifier (`vigil serve`)";
+pub const ATTESTER_PEER: &str = "the attester (`vigil-attester serve`)";
+
+/// The description of `uri` for [`vigil_tls::explain_transport_error`].
+pub fn target<'a>(
+    uri: &'a str,
+    tls: Option<&ClientTls>,
+    peer: &'a str,
+) -> vigil_tls::TransportTarget<'a> {
+    vigil_tls::TransportTarget {
+        uri,
+        tls_dir_given: tls.is_some(),
+        peer,
+    }
+}
+
+/// An endpoint for `address` with timeouts and, when `tls` is given, mutual TLS. An
+/// `https://` address without `tls` is refused here, naming `--tls-dir`.
 pub fn endpoint(address: &str, tls: Option<&ClientTls>) -> Result<(Endpoint, String), String> {
     let uri = endpoint_uri(address, tls.is_some());
+    vigil_tls::check_scheme(&target(&uri, tls, "the server"))?;
     let mut endpoint = Endpoint::from_shared(uri.clone())
         .map_err(|e| format!("invalid address {address:?}: {e}"))?
         .connect_timeout(CONNECT_TIMEOUT)
@@ -50,15 +69,27 @@ pub fn endpoint(address: &str, tls: Option<&ClientTls>) -> Result<(Endpoint, Str
     Ok((endpoint, uri))
 }
 
-/// Connects to `address`; errors say where and why (with the transport's underlying cause).
+/// Connects to the verifier at `address` and checks the connection with a health call, so
+/// that a refused connection, a TLS mismatch (plaintext against TLS, another CA) or a refused
+/// client certificate is reported here, saying what to do, rather than as "transport error"
+/// at the first real call. Any answer from the server (even a refusal) counts as connected.
 pub async fn channel(address: &str, tls: Option<&ClientTls>) -> Result<Channel, String> {
     let (endpoint, uri) = endpoint(address, tls)?;
-    endpoint.connect().await.map_err(|e| {
-        format!(
-            "cannot reach {uri}: {e}{}",
-            std::error::Error::source(&e)
-                .map(|s| format!(": {s}"))
-                .unwrap_or_default()
-        )
-    })
+    let target = target(&uri, tls, VERIFIER_PEER);
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| vigil_tls::explain_transport_error(&e, &target))?;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let probe = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await;
+    if let Err(status) = probe
+        && let Some(message) = vigil_tls::explain_status(&status, &target)
+    {
+        return Err(message);
+    }
+    Ok(channel)
 }

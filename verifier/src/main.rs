@@ -35,7 +35,7 @@ use vigil_proto::v1::verifier_client::VerifierClient;
 use vigil_proto::v1::verifier_server::VerifierServer;
 use vigil_verifier::attest::{Verifier, VerifierConfig};
 use vigil_verifier::evidence::tpm::offline::{QuoteFiles, check_quote_files};
-use vigil_verifier::pull::{MAX_EVIDENCE_BYTES, attest_node};
+use vigil_verifier::pull::{MAX_EVIDENCE_BYTES, attest_node, attest_registered_node};
 use vigil_verifier::report::{AttestationReport, Verdict, format_unix_utc};
 use vigil_verifier::service::VerifierService;
 use vigil_verifier::store::Store;
@@ -50,6 +50,11 @@ use cli::baseline::{BaselineCommand, KeysCommand, ResultCommand};
     about = "Vigil: hardware attestation verifier"
 )]
 struct Cli {
+    /// Configuration file (TOML, docs/configuration.md); default /etc/vigil/vigil.toml when
+    /// it exists. Flags override the environment, which overrides the file.
+    #[arg(long, global = true, env = "VIGIL_CONFIG", value_name = "FILE")]
+    #[allow(dead_code)] // read before clap parses (vigil_tls::settings)
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -122,6 +127,10 @@ enum Command {
         /// Overwrite existing files.
         #[arg(long)]
         force: bool,
+        /// Also name this host in the server certificate, beyond localhost/127.0.0.1/::1: a DNS
+        /// name or an IP address; repeatable (for servers on other hosts).
+        #[arg(long = "san", value_name = "NAME")]
+        sans: Vec<vigil_tls::ServerName>,
     },
     /// Signed attestation results (EAR JWTs): exit 0 when the token verifies.
     Result {
@@ -136,13 +145,21 @@ pub(crate) struct StoreArgs {
     #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
     db: PathBuf,
     /// How long a nonce stays valid, in seconds.
-    #[arg(long, default_value_t = vigil_verifier::nonce::DEFAULT_NONCE_TTL_SECS)]
+    #[arg(
+        long,
+        env = "VIGIL_NONCE_TTL",
+        default_value_t = vigil_verifier::nonce::DEFAULT_NONCE_TTL_SECS
+    )]
     nonce_ttl: i64,
     /// DEVELOPMENT ONLY: trust an unregistered node's AK on first contact instead of failing.
     #[arg(long)]
     tofu: bool,
     /// Lifetime of a signed attestation result (EAR `exp` - `iat`), in seconds.
-    #[arg(long, default_value_t = vigil_verifier::attest::DEFAULT_RESULT_TTL_SECS)]
+    #[arg(
+        long,
+        env = "VIGIL_RESULT_TTL",
+        default_value_t = vigil_verifier::attest::DEFAULT_RESULT_TTL_SECS
+    )]
     result_ttl: i64,
     /// Pass nodes whose group has no baseline on authenticity alone (status "warning").
     /// Without it such nodes fail: nothing says what is trusted.
@@ -197,41 +214,45 @@ pub(crate) async fn verifier_channel(
     role: vigil_tls::Role,
 ) -> Result<tonic::transport::Channel, AnyError> {
     let tls = store.client_tls(role)?;
-    Ok(vigil_verifier::connect::channel(url, tls.as_ref())
-        .await
-        .map_err(|e| format!("the verifier: {e}"))?)
+    // The error names the verifier, its address, and what to do (connect::channel probes).
+    Ok(vigil_verifier::connect::channel(url, tls.as_ref()).await?)
 }
 
 #[derive(Args)]
 struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (the chosen address is printed).
-    #[arg(long, default_value = "127.0.0.1:7444")]
+    #[arg(long, env = "VIGIL_LISTEN", default_value = "127.0.0.1:7444")]
     listen: String,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
     ek: EkPolicyArgs,
     /// Re-attest every registered node this often, in seconds (0: never).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, env = "VIGIL_POLL_INTERVAL", default_value_t = 60)]
     poll_interval: u64,
     /// Most re-attestations in flight at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, env = "VIGIL_POLL_CONCURRENCY", default_value_t = 8)]
     poll_concurrency: usize,
     /// DEVELOPMENT ONLY: plaintext gRPC and no client authentication (every caller may do
     /// everything). Without it, --tls-dir is required.
     #[arg(long)]
     dev: bool,
     /// POST every node status change with its signed result (JSON) to this http:// URL.
-    #[arg(long)]
+    #[arg(long, env = "VIGIL_WEBHOOK")]
     webhook: Option<String>,
     /// Log lines on stderr as `text` or `json` (one object a line); the level comes from
     /// RUST_LOG (default info).
-    #[arg(long, value_enum, default_value = "text")]
+    #[arg(long, env = "VIGIL_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: vigil_verifier::logging::LogFormat,
     /// Serve Prometheus/OpenMetrics text at http://ADDR/metrics (plaintext, counts only:
     /// keep it on loopback or a monitoring network).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, env = "VIGIL_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<String>,
+    /// Delete the stored evidence of verdicts older than DAYS, at start and then hourly
+    /// (default: keep it forever). Audit entries keep the evidence digest and still verify;
+    /// `vigil audit reappraise` of such a verdict says its evidence was pruned.
+    #[arg(long, env = "VIGIL_RETAIN_EVIDENCE", value_name = "DAYS")]
+    retain_evidence: Option<u32>,
 }
 
 #[derive(Args)]
@@ -239,8 +260,9 @@ struct EkPolicyArgs {
     /// Directory of trusted TPM vendor CA certificates (roots and intermediates).
     #[arg(long, env = "VIGIL_EK_ROOTS")]
     ek_roots: Option<PathBuf>,
-    /// SHA-256 (hex) of an EK TPM2B_PUBLIC to accept without a certificate; repeatable.
-    #[arg(long)]
+    /// SHA-256 (hex) of an EK TPM2B_PUBLIC to accept without a certificate; repeatable or
+    /// comma-separated.
+    #[arg(long, env = "VIGIL_EK_ALLOW", value_delimiter = ',')]
     ek_allow: Vec<String>,
 }
 
@@ -267,11 +289,20 @@ impl EkPolicyArgs {
 
 #[derive(Args)]
 struct VerifyArgs {
-    /// The attester to challenge, `host:port` or a URL.
-    #[arg(long)]
-    node: String,
+    /// A registered node, attested at its registered address (looked up in --db, or by
+    /// --verifier).
+    #[arg(
+        value_name = "NODE-NAME",
+        required_unless_present = "address",
+        conflicts_with = "address"
+    )]
+    name: Option<String>,
+    /// Challenge the attester at this address directly (`host:port` or a URL), registered
+    /// or not.
+    #[arg(long, value_name = "HOST:PORT", alias = "node")]
+    address: Option<String>,
     /// Ask this running verifier (`vigil serve`) instead of verifying in this process.
-    #[arg(long)]
+    #[arg(long, env = "VIGIL_VERIFIER")]
     verifier: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
@@ -309,7 +340,7 @@ struct RegisterArgs {
     #[command(flatten)]
     ek: EkPolicyArgs,
     /// Ask this running verifier (`vigil serve`, with its own EK policy) to register the node.
-    #[arg(long)]
+    #[arg(long, env = "VIGIL_VERIFIER")]
     verifier: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
@@ -436,7 +467,7 @@ enum GpuCommand {
         #[arg(long)]
         cert_chain: PathBuf,
         /// Directory of RIMs (SWID tags); without it, measurements are not appraised.
-        #[arg(long)]
+        #[arg(long, env = "VIGIL_RIM_DIR")]
         rim_dir: Option<PathBuf>,
         /// The expected 32-byte nonce, hex.
         #[arg(long)]
@@ -498,6 +529,20 @@ struct QuoteVerifyArgs {
 pub(crate) type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> ExitCode {
+    // The configuration file becomes environment variables that are not already set, before
+    // clap reads them: flags > environment > file (docs/configuration.md).
+    match vigil_tls::settings::load_from_process(vigil_tls::settings::Program::Vigil) {
+        Ok(pairs) => {
+            for (name, value) in pairs {
+                // SAFETY: first thing in main, before any other thread exists.
+                unsafe { std::env::set_var(name, value) };
+            }
+        }
+        Err(error) => {
+            eprintln!("vigil: error: {error}");
+            return ExitCode::from(2);
+        }
+    }
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => serve(args).map(|()| Verdict::Pass),
@@ -517,7 +562,7 @@ fn main() -> ExitCode {
         Command::Baseline { command } => cli::baseline::baseline_command(command),
         Command::Keys { command } => cli::baseline::keys_command(command),
         Command::Result { command } => cli::baseline::result_command(command),
-        Command::DevCerts { dir, force } => dev_certs(&dir, force),
+        Command::DevCerts { dir, force, sans } => dev_certs(&dir, force, &sans),
         Command::Certs {
             command: CertsCommand::ImportTpmCab { file, out, force },
         } => import_tpm_cab(&file, &out, force),
@@ -677,6 +722,11 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
         // One server per database file: taken before the database is opened or created.
         let _server_lock = vigil_verifier::store::lock_for_serving(&args.store.db)?;
         let verifier = open_verifier(&args.store)?;
+        if let Some(days) = args.retain_evidence {
+            // Before serving, so the first prune is done once the server is listening.
+            vigil_verifier::poll::prune_evidence_once(Arc::clone(&verifier), days).await;
+            tokio::spawn(vigil_verifier::poll::retain_evidence(Arc::clone(&verifier), days));
+        }
         let webhook_target = webhook.as_ref().map(|t| format!("{}:{}", t.host, t.port));
         if let Some(target) = webhook {
             tokio::spawn(vigil_verifier::webhook::run(Arc::clone(&verifier), target));
@@ -744,6 +794,7 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
             poll_concurrency = args.poll_concurrency,
             metrics = %metrics_address.map(|a| format!("http://{a}/metrics")).unwrap_or_default(),
             webhook = webhook_target.as_deref().unwrap_or(""),
+            retain_evidence_days = args.retain_evidence.map(i64::from).unwrap_or(-1),
             version = env!("CARGO_PKG_VERSION"),
             "vigil serve started"
         );
@@ -828,18 +879,29 @@ fn verify(args: VerifyArgs) -> Result<Verdict, AnyError> {
                 .max_decoding_message_size(MAX_EVIDENCE_BYTES);
                 let result = client
                     .attest_node(AttestNodeRequest {
-                        address: args.node.clone(),
+                        address: args.address.clone().unwrap_or_default(),
+                        node_id: args.name.clone().unwrap_or_default(),
                     })
                     .await
-                    .map_err(|s| {
-                        format!("verifier refused AttestNode: {}: {}", s.code(), s.message())
+                    .map_err(|s| match s.code() {
+                        // The message says what to do (give --address, ...).
+                        tonic::Code::NotFound | tonic::Code::FailedPrecondition => {
+                            s.message().to_owned()
+                        }
+                        code => format!("verifier refused AttestNode: {code}: {}", s.message()),
                     })?
                     .into_inner();
                 Ok::<_, AnyError>(AttestationReport::from_proto(&result))
             }
             None => {
                 let verifier = open_verifier(&args.store)?;
-                Ok(attest_node(verifier, &args.node).await?)
+                match (&args.address, &args.name) {
+                    (Some(address), _) => Ok(attest_node(verifier, address).await?),
+                    (None, Some(name)) => Ok(attest_registered_node(verifier, name).await?),
+                    (None, None) => {
+                        Err("give a registered NODE-NAME or --address HOST:PORT".into())
+                    }
+                }
             }
         }
     })?;
@@ -888,16 +950,31 @@ fn import_tpm_cab(
     Ok(Verdict::Pass)
 }
 
-fn dev_certs(dir: &std::path::Path, force: bool) -> Result<Verdict, AnyError> {
+fn dev_certs(
+    dir: &std::path::Path,
+    force: bool,
+    sans: &[vigil_tls::ServerName],
+) -> Result<Verdict, AnyError> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let written = vigil_tls::write_dev_certs(dir, force)?;
+    let validity = vigil_tls::DevCertValidity::one_year_from(std::time::SystemTime::now());
+    let written = vigil_tls::write_dev_certs_with_names(dir, force, validity, sans)?;
     for path in &written {
         println!("{}", path.display());
     }
+    let mut names: Vec<String> = vigil_tls::ServerName::defaults()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for name in sans.iter().map(ToString::to_string) {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
     println!(
-        "development CA and certificates in {} (server: localhost/127.0.0.1/::1; one client certificate per role).\n\
+        "development CA and certificates in {} (server: {}; one client certificate per role).\n\
          Try: vigil serve --tls-dir {0} ; vigil-attester serve --tls-dir {0} ; vigil verify --verifier https://localhost:7444 --tls-dir {0} ...",
-        dir.display()
+        dir.display(),
+        names.join(", ")
     );
     Ok(Verdict::Pass)
 }
@@ -1010,16 +1087,7 @@ fn eventlog_command(command: EventlogCommand) -> Result<Verdict, AnyError> {
                 println!("{}", serde_json::to_string_pretty(&claims)?);
             } else {
                 for c in &claims {
-                    let status = match &c.status {
-                        ClaimStatus::Verified => "verified".to_owned(),
-                        ClaimStatus::Unverifiable(_) => "measured".to_owned(),
-                        ClaimStatus::Failed(why) => format!("FAILED: {why}"),
-                    };
-                    let value = serde_json::to_value(&c.value)?;
-                    println!(
-                        "{:<44} {}  [{status}; event {}, PCR {}]",
-                        c.name, value["value"], c.provenance.event, c.provenance.pcr
-                    );
+                    print!("{}", render_eventlog_claim(c)?);
                 }
             }
             let failed = claims
@@ -1078,6 +1146,36 @@ fn eventlog_command(command: EventlogCommand) -> Result<Verdict, AnyError> {
             })
         }
     }
+}
+
+/// One `vigil eventlog claims` entry: `name  value  [status; event N, PCR P]`. A list value
+/// (dbx hashes, certificates) has one item per line under the claim instead of one long line.
+fn render_eventlog_claim(
+    c: &vigil_verifier::evidence::eventlog::Claim,
+) -> Result<String, AnyError> {
+    use vigil_verifier::evidence::eventlog::{ClaimStatus, ClaimValue};
+    let status = match &c.status {
+        ClaimStatus::Verified => "verified".to_owned(),
+        ClaimStatus::Unverifiable(_) => "measured".to_owned(),
+        ClaimStatus::Failed(why) => format!("FAILED: {why}"),
+    };
+    let origin = format!(
+        "[{status}; event {}, PCR {}]",
+        c.provenance.event, c.provenance.pcr
+    );
+    Ok(match &c.value {
+        ClaimValue::List(items) => {
+            let mut out = format!("{:<44} {} items  {origin}\n", c.name, items.len());
+            for item in items {
+                out.push_str(&format!("    {item}\n"));
+            }
+            out
+        }
+        value => {
+            let value = serde_json::to_value(value)?;
+            format!("{:<44} {}  {origin}\n", c.name, value["value"])
+        }
+    })
 }
 
 fn open_existing_store(db: &std::path::Path) -> Result<Store, AnyError> {
@@ -1427,6 +1525,37 @@ fn gpu_command(command: GpuCommand) -> Result<Verdict, AnyError> {
                 vigil_nvidia::Verdict::Fail => Verdict::Fail,
                 _ => Verdict::Pass,
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod eventlog_claim_tests {
+    use vigil_verifier::evidence::eventlog::{Claim, ClaimStatus, ClaimValue, claims::Provenance};
+
+    #[test]
+    fn a_list_claim_prints_one_item_per_line() {
+        let hashes = vec!["aa".repeat(32), "bb".repeat(32), "cc".repeat(32)];
+        let claim = Claim {
+            name: "secureboot.dbx".into(),
+            value: ClaimValue::List(hashes.clone()),
+            status: ClaimStatus::Verified,
+            provenance: Provenance {
+                event: 7,
+                pcr: 7,
+                offset: 0,
+            },
+        };
+        let text = super::render_eventlog_claim(&claim).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with("secureboot.dbx"), "{text}");
+        assert!(
+            lines[0].ends_with("3 items  [verified; event 7, PCR 7]"),
+            "{text}"
+        );
+        for (line, hash) in lines[1..].iter().zip(&hashes) {
+            assert_eq!(line.trim(), hash);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Continuous attestation, pull mode: every registered node with an address is re-attested
 //! on an interval (jittered, bounded concurrency). A node that cannot be reached, or whose
 //! last verdict is older than two intervals, becomes `unknown`: it never stays `trusted`.
+//! Evidence retention (`vigil serve --retain-evidence`) runs here too, at start and hourly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,4 +126,63 @@ async fn poll_round(verifier: Arc<Verifier>, config: PollConfig, due: std::time:
         }
     })
     .await;
+}
+
+/// How often `vigil serve --retain-evidence` prunes, after the prune at start.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Seconds in a retention day.
+const DAY_SECS: i64 = 86_400;
+
+/// The cutoff of a `retain_days` retention at `now`: verdicts recorded before it lose their
+/// stored evidence (0 days: everything recorded before `now`).
+pub fn retention_cutoff(now: i64, retain_days: u32) -> i64 {
+    now.saturating_sub(i64::from(retain_days) * DAY_SECS)
+}
+
+/// One evidence prune (`--retain-evidence`): logs what it did; an error is logged, and the
+/// next round tries again.
+pub async fn prune_evidence_once(verifier: Arc<Verifier>, retain_days: u32) {
+    let now = unix_now();
+    let cutoff = retention_cutoff(now, retain_days);
+    match tokio::task::spawn_blocking(move || verifier.prune_evidence(cutoff, now)).await {
+        Ok(Ok(report)) => tracing::info!(
+            event = "evidence_pruned",
+            retain_days,
+            cutoff,
+            pruned = report.pruned,
+            kept_shared = report.kept_shared,
+            audit_index = report.audit_index.map(|i| i as i64).unwrap_or(-1),
+            "evidence retention: pruned the evidence of verdicts older than {retain_days} days"
+        ),
+        Ok(Err(error)) => tracing::error!(
+            event = "evidence_prune_failure",
+            %error,
+            "evidence retention failed (nothing was pruned); it is retried in an hour: check the database"
+        ),
+        Err(error) => {
+            tracing::error!(event = "evidence_prune_failure", %error, "prune task failed")
+        }
+    }
+}
+
+/// Runs forever (until the server stops): a prune every [`RETENTION_INTERVAL`].
+pub async fn retain_evidence(verifier: Arc<Verifier>, retain_days: u32) {
+    loop {
+        tokio::time::sleep(RETENTION_INTERVAL).await;
+        prune_evidence_once(Arc::clone(&verifier), retain_days).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retention_cutoff_is_days_before_now() {
+        assert_eq!(retention_cutoff(1_000_000, 0), 1_000_000);
+        assert_eq!(retention_cutoff(1_000_000, 2), 1_000_000 - 2 * 86_400);
+        // Absurd retentions keep everything instead of wrapping around.
+        assert_eq!(retention_cutoff(i64::MIN + 5, u32::MAX), i64::MIN);
+    }
 }

@@ -25,6 +25,13 @@ pub enum PullError {
         call: &'static str,
         status: String,
     },
+    #[error("no registered node {0}; give --address to check an unregistered host")]
+    UnknownNode(String),
+    #[error(
+        "node {0} has no recorded address (it pushes its evidence, `Verifier.Attest`): \
+         give --address HOST:PORT to challenge an attester directly"
+    )]
+    NoAddress(String),
     #[error(transparent)]
     Verifier(#[from] VerifierError),
 }
@@ -46,24 +53,38 @@ pub async fn connect_attester(
         })?;
     let channel = endpoint.connect().await.map_err(|e| PullError::Connect {
         address: uri.clone(),
-        reason: format!(
-            "{e}: {}",
-            std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_default()
+        reason: vigil_tls::explain_transport_error(
+            &e,
+            &crate::connect::target(&uri, tls, crate::connect::ATTESTER_PEER),
         ),
     })?;
     let client = AttesterClient::new(channel).max_decoding_message_size(MAX_EVIDENCE_BYTES);
     Ok((client, uri))
 }
 
-/// Maps a refused attester call to an error naming the attester and the call.
+/// Maps a failed attester call to an error naming the attester and the call; a transport
+/// failure (the channel connects lazily, so TLS and connection errors surface here) says what
+/// went wrong connecting and what to do.
 pub fn call_error(uri: &str, call: &'static str) -> impl FnOnce(tonic::Status) -> PullError {
     let uri = uri.to_owned();
-    move |status| PullError::Call {
-        address: uri,
-        call,
-        status: format!("{}: {}", status.code(), status.message()),
+    move |status| {
+        let tls_dir_given = uri.starts_with("https://");
+        let target = vigil_tls::TransportTarget {
+            uri: &uri,
+            tls_dir_given,
+            peer: crate::connect::ATTESTER_PEER,
+        };
+        match vigil_tls::explain_status(&status, &target) {
+            Some(reason) => PullError::Connect {
+                address: uri.clone(),
+                reason,
+            },
+            None => PullError::Call {
+                address: uri,
+                call,
+                status: format!("{}: {}", status.code(), status.message()),
+            },
+        }
     }
 }
 
@@ -72,6 +93,45 @@ pub async fn attest_node(
     verifier: Arc<Verifier>,
     address: &str,
 ) -> Result<AttestationReport, PullError> {
+    attest_at(verifier, address, None).await
+}
+
+/// The registered address of node `node_id`: `UnknownNode` when no such node is known,
+/// `NoAddress` when it was registered without one (push mode).
+pub fn registered_address(verifier: &Verifier, node_id: &str) -> Result<String, PullError> {
+    let node = verifier
+        .with_store(|store| store.node(node_id))?
+        .map_err(VerifierError::from)?
+        .ok_or_else(|| PullError::UnknownNode(node_id.to_owned()))?;
+    node.address
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| PullError::NoAddress(node_id.to_owned()))
+}
+
+/// Attests the registered node `node_id` at its registered address (`vigil verify NAME`).
+/// The challenge and the verdict are for `node_id` whatever the attester there calls itself:
+/// a host at that address that is not the node fails (`node.id`, `ak.known`) instead of being
+/// appraised under its own name.
+pub async fn attest_registered_node(
+    verifier: Arc<Verifier>,
+    node_id: &str,
+) -> Result<AttestationReport, PullError> {
+    let address = {
+        let verifier = Arc::clone(&verifier);
+        let node_id = node_id.to_owned();
+        tokio::task::spawn_blocking(move || registered_address(&verifier, &node_id))
+            .await
+            .map_err(|e| VerifierError::InvalidRequest(format!("node lookup task: {e}")))??
+    };
+    attest_at(verifier, &address, Some(node_id)).await
+}
+
+/// Challenges the attester at `address` for `expected` (default: the node id it reports).
+async fn attest_at(
+    verifier: Arc<Verifier>,
+    address: &str,
+    expected: Option<&str>,
+) -> Result<AttestationReport, PullError> {
     let (mut client, uri) = connect_attester(address, verifier.client_tls()).await?;
     let call_error = |call: &'static str| call_error(&uri, call);
     let identity = client
@@ -79,7 +139,20 @@ pub async fn attest_node(
         .await
         .map_err(call_error("GetIdentity"))?
         .into_inner();
-    let node_id = identity.node_id;
+    let node_id = match expected {
+        Some(expected) => {
+            if identity.node_id != expected {
+                tracing::warn!(
+                    node = %expected,
+                    address = %address,
+                    reported = %identity.node_id,
+                    "the attester at a node's registered address reports another node id"
+                );
+            }
+            expected.to_owned()
+        }
+        None => identity.node_id,
+    };
     // At most twice: a host that rebooted since the verifier's last look sends IMA entries
     // the verifier cannot continue from; the second challenge then asks for the whole list.
     let mut attempt = 0;
@@ -121,5 +194,58 @@ pub async fn attest_node(
             Err(VerifierError::ImaRestart(_)) if attempt < 2 => continue,
             other => return Ok(other?),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attest::VerifierConfig;
+    use crate::store::{NodeRecord, STATUS_UNKNOWN, Store};
+
+    fn node(node_id: &str, address: Option<&str>) -> NodeRecord {
+        NodeRecord {
+            node_id: node_id.to_owned(),
+            ak_public: vec![1],
+            ak_name: vec![2],
+            ak_trust: "ek-certified".to_owned(),
+            address: address.map(str::to_owned),
+            first_seen: 1,
+            last_seen: 1,
+            last_verdict: None,
+            ek_public: None,
+            ek_certificate: None,
+            group: "default".to_owned(),
+            registered_at: Some(1),
+            status: STATUS_UNKNOWN.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_registered_name_resolves_to_its_address_and_others_say_what_to_do() {
+        let store = Store::in_memory().unwrap();
+        store
+            .insert_node(&node("pulled", Some("10.0.0.5:7443")))
+            .unwrap();
+        store.insert_node(&node("pushed", None)).unwrap();
+        let verifier = Verifier::new(store, VerifierConfig::default());
+
+        assert_eq!(
+            registered_address(&verifier, "pulled").unwrap(),
+            "10.0.0.5:7443"
+        );
+        let unknown = registered_address(&verifier, "nobody").unwrap_err();
+        assert!(matches!(unknown, PullError::UnknownNode(_)), "{unknown}");
+        assert_eq!(
+            unknown.to_string(),
+            "no registered node nobody; give --address to check an unregistered host"
+        );
+        let pushed = registered_address(&verifier, "pushed").unwrap_err();
+        assert!(matches!(pushed, PullError::NoAddress(_)), "{pushed}");
+        assert!(
+            pushed.to_string().contains("no recorded address")
+                && pushed.to_string().contains("--address"),
+            "{pushed}"
+        );
     }
 }

@@ -28,8 +28,21 @@ pub enum ReappraiseError {
     NotAVerdict { index: u64, kind: String },
     #[error("audit entry {index}: {reason}")]
     Malformed { index: u64, reason: String },
+    #[error(
+        "audit entry {index}: evidence sha256:{digest} was pruned by the retention policy \
+         (--retain-evidence) at {pruned_at} (audit entry {prune_entry}); the recorded verdict \
+         stands as audited, but cannot be re-run"
+    )]
+    Pruned {
+        index: u64,
+        digest: String,
+        pruned_at: String,
+        prune_entry: u64,
+    },
     #[error(transparent)]
     Audit(#[from] vigil_audit::AuditError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 fn disagree(index: u64, node_id: &str, verdict: &str, reason: String) -> Reappraisal {
@@ -77,6 +90,14 @@ pub fn reappraise(
     let evidence_bytes = match vigil_audit::get_blob(conn, digest) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
+            if let Some(pruned) = crate::store::pruned_evidence(conn, digest)? {
+                return Err(ReappraiseError::Pruned {
+                    index,
+                    digest: digest.to_owned(),
+                    pruned_at: crate::report::format_unix_utc(pruned.pruned_at),
+                    prune_entry: pruned.audit_index,
+                });
+            }
             return Ok(disagree(
                 index,
                 &entry.subject,

@@ -210,12 +210,7 @@ impl AttestationReport {
         }
         out.push_str("checks\n");
         for check in &self.checks {
-            out.push_str(&format!(
-                "  [{}] {:<28} {}\n",
-                if check.passed { " ok " } else { "FAIL" },
-                check.name,
-                check.detail
-            ));
+            out.push_str(&render_check(check));
         }
         for (bank, values) in &self.quoted_pcrs {
             out.push_str(&format!("quoted PCRs ({bank})\n"));
@@ -339,6 +334,19 @@ impl AttestationReport {
     }
 }
 
+/// One check as `  [ ok ] name  detail`: a long detail wraps at about 100 columns under
+/// itself (a hanging indent), and a multi-part detail `a; b; c` is one part per line.
+pub fn render_check(check: &Check) -> String {
+    let name = format!("{:<28}", check.name);
+    // "  [FAIL] " + name + " ".
+    let indent = 9 + name.chars().count() + 1;
+    format!(
+        "  [{}] {name} {}\n",
+        if check.passed { " ok " } else { "FAIL" },
+        vigil_nvidia::render::hanging_detail(&check.detail, indent)
+    )
+}
+
 /// The appraisal as a table: one line per rule result, ✔ or ✘, expected vs found, and where
 /// the value came from.
 pub fn render_appraisal(appraisal: &Appraisal) -> String {
@@ -400,6 +408,43 @@ mod tests {
         assert!(fail.summary().contains("failed: b"));
         let empty = AttestationReport::new("n", &[1], 0, vec![]);
         assert_eq!(empty.verdict, Verdict::Fail, "no checks is not a pass");
+    }
+
+    #[test]
+    fn long_and_multi_part_details_render_one_part_per_wrapped_line() {
+        let parts: Vec<String> = (0..40)
+            .map(|i| {
+                format!(
+                    "sha256:{i} replayed {} quoted {}",
+                    "ab".repeat(32),
+                    "cd".repeat(32)
+                )
+            })
+            .collect();
+        let text = render_check(&Check::fail("eventlog.replay", parts.join("; ")));
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("  [FAIL] eventlog.replay"), "{text}");
+        assert!(lines[0].contains("sha256:0 replayed"), "{text}");
+        assert!(lines.iter().all(|l| l.chars().count() <= 110), "{text}");
+        assert!(
+            lines[1..].iter().all(|l| l.starts_with(&" ".repeat(38))),
+            "{text}"
+        );
+        for (i, part) in parts.iter().enumerate() {
+            // Each part starts a line of its own (the first one follows the name).
+            let start = format!("sha256:{i} replayed");
+            let starting = lines
+                .iter()
+                .filter(|l| l.trim_start().starts_with(&start))
+                .count();
+            assert_eq!(starting, usize::from(i > 0), "{text}");
+            assert!(part.split_whitespace().all(|w| text.contains(w)));
+        }
+        let short = render_check(&Check::pass("nonce.fresh", "nonce matches"));
+        assert_eq!(
+            short,
+            format!("  [ ok ] {:<28} nonce matches\n", "nonce.fresh")
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use vigil_proto::v1::{
 };
 
 use crate::attest::{Verifier, VerifierError, unix_now};
-use crate::pull::{PullError, attest_node};
+use crate::pull::{PullError, attest_node, attest_registered_node};
 use crate::registration::register::{RegistrationPolicy, register_node};
 use vigil_proto::v1::registrar_server::Registrar;
 use vigil_proto::v1::{DeregisterRequest, DeregisterResponse, RegisterNodeRequest};
@@ -31,6 +31,8 @@ fn pull_status(error: PullError) -> Status {
         PullError::Connect { .. } | PullError::Call { .. } => {
             Status::unavailable(error.to_string())
         }
+        PullError::UnknownNode(_) => Status::not_found(error.to_string()),
+        PullError::NoAddress(_) => Status::failed_precondition(error.to_string()),
         PullError::Verifier(inner) => verifier_status(inner),
     }
 }
@@ -281,10 +283,25 @@ impl VerifierRpc for VerifierService {
         &self,
         request: Request<AttestNodeRequest>,
     ) -> Result<Response<AttestationResult>, Status> {
-        let address = request.into_inner().address;
-        let report = attest_node(Arc::clone(&self.verifier), &address)
-            .await
-            .map_err(pull_status)?;
+        let request = request.into_inner();
+        let report = match (request.address.is_empty(), request.node_id.is_empty()) {
+            (false, true) => attest_node(Arc::clone(&self.verifier), &request.address).await,
+            (true, false) => {
+                attest_registered_node(Arc::clone(&self.verifier), &request.node_id).await
+            }
+            (true, true) => {
+                return Err(Status::invalid_argument(
+                    "AttestNode needs node_id (a registered node) or address (an attester endpoint)",
+                ));
+            }
+            (false, false) => {
+                return Err(Status::invalid_argument(
+                    "AttestNode takes node_id or address, not both: give node_id to attest a \
+                     registered node at its registered address",
+                ));
+            }
+        }
+        .map_err(pull_status)?;
         Ok(Response::new(report.to_proto()))
     }
 

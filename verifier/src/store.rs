@@ -147,7 +147,73 @@ const MIGRATIONS: &[&str] = &[
         state_json  TEXT NOT NULL,
         updated_at  INTEGER NOT NULL
      );",
+    // 7: evidence retention. Each verdict names its evidence blob (older rows are filled in
+    // from the audit log at the first prune); pruned blobs are remembered, so a re-appraisal
+    // can tell evidence pruned by the retention policy from evidence that went missing.
+    "ALTER TABLE verdicts ADD COLUMN evidence TEXT;
+     CREATE INDEX verdicts_time ON verdicts(verified_at);
+     CREATE INDEX verdicts_evidence ON verdicts(evidence, verified_at);
+     CREATE TABLE pruned_evidence (
+        digest       TEXT PRIMARY KEY,
+        pruned_at    INTEGER NOT NULL,
+        cutoff       INTEGER NOT NULL,
+        audit_index  INTEGER NOT NULL
+     );",
 ];
+
+/// Audit entry kind of one evidence prune (`vigil serve --retain-evidence`).
+pub const KIND_EVIDENCE_PRUNED: &str = "evidence.pruned";
+
+/// What one evidence prune did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Evidence blobs deleted (distinct digests).
+    pub pruned: usize,
+    /// Verdicts older than the cutoff whose blob was kept: a newer verdict has identical
+    /// evidence.
+    pub kept_shared: usize,
+    /// The audit entry recording the prune (none when nothing was pruned).
+    pub audit_index: Option<u64>,
+}
+
+/// When and by which audit entry an evidence blob was pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunedEvidence {
+    pub pruned_at: i64,
+    pub cutoff: i64,
+    pub audit_index: u64,
+}
+
+/// Was the evidence blob `digest` pruned by the retention policy? (None: it never was, or the
+/// database predates retention.)
+pub fn pruned_evidence(
+    conn: &Connection,
+    digest: &str,
+) -> Result<Option<PrunedEvidence>, StoreError> {
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pruned_evidence')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db("look for pruned evidence"))?;
+    if !has_table {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT pruned_at, cutoff, audit_index FROM pruned_evidence WHERE digest = ?1",
+        [digest],
+        |r| {
+            Ok(PrunedEvidence {
+                pruned_at: r.get(0)?,
+                cutoff: r.get(1)?,
+                audit_index: r.get::<_, i64>(2)? as u64,
+            })
+        },
+    )
+    .optional()
+    .map_err(db("read pruned evidence"))
+}
 
 /// A node's status as orchestrators see it.
 pub const STATUS_TRUSTED: &str = "trusted";
@@ -618,6 +684,11 @@ impl Store {
             )?;
         }
         let evidence_digest = vigil_audit::put_blob(&tx, evidence)?;
+        tx.execute(
+            "UPDATE verdicts SET evidence = ?2 WHERE id = ?1",
+            params![id, evidence_digest],
+        )
+        .map_err(db("record verdict evidence"))?;
         let result: serde_json::Value =
             serde_json::from_str(result_json).unwrap_or(serde_json::Value::Null);
         let entry = vigil_audit::AuditEntry {
@@ -636,6 +707,81 @@ impl Store {
         Self::audit(&tx, &self.audit_key, &entry)?;
         tx.commit().map_err(db("commit verdict"))?;
         Ok(id)
+    }
+
+    /// Deletes the stored evidence of every verdict recorded before `cutoff` (Unix seconds),
+    /// except blobs a verdict at or after `cutoff` still references (identical evidence is
+    /// one blob), in one transaction. The audit entries are not touched: they keep the
+    /// evidence digest, and the log still verifies. Each pruned digest is remembered, and the
+    /// prune itself is appended to the audit log (`evidence.pruned`: cutoff, count and the
+    /// SHA-256 of the sorted digests), so `audit reappraise` can say the evidence was pruned.
+    pub fn prune_evidence(&mut self, cutoff: i64, now: i64) -> Result<PruneReport, StoreError> {
+        let tx = self
+            .connection
+            .transaction()
+            .map_err(db("begin evidence prune"))?;
+        backfill_verdict_evidence(&tx)?;
+        let old_digests = |newer: bool| -> Result<Vec<String>, StoreError> {
+            let sql = if newer {
+                "SELECT DISTINCT v.evidence FROM verdicts v
+                 WHERE v.verified_at < ?1 AND v.evidence IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM verdicts n
+                               WHERE n.evidence = v.evidence AND n.verified_at >= ?1)
+                 ORDER BY v.evidence"
+            } else {
+                "SELECT DISTINCT v.evidence FROM verdicts v
+                 WHERE v.verified_at < ?1 AND v.evidence IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM verdicts n
+                                   WHERE n.evidence = v.evidence AND n.verified_at >= ?1)
+                   AND EXISTS (SELECT 1 FROM audit_blob b WHERE b.digest = v.evidence)
+                 ORDER BY v.evidence"
+            };
+            let mut statement = tx.prepare(sql).map_err(db("prepare evidence prune"))?;
+            let rows = statement
+                .query_map([cutoff], |r| r.get::<_, String>(0))
+                .map_err(db("select evidence to prune"))?;
+            rows.collect::<Result<Vec<_>, _>>()
+                .map_err(db("read evidence to prune"))
+        };
+        let kept_shared = old_digests(true)?.len();
+        let digests = old_digests(false)?;
+        if digests.is_empty() {
+            tx.commit().map_err(db("commit evidence prune"))?;
+            return Ok(PruneReport {
+                pruned: 0,
+                kept_shared,
+                audit_index: None,
+            });
+        }
+        let listing: String = digests.iter().map(|d| format!("{d}\n")).collect();
+        let entry = vigil_audit::AuditEntry {
+            kind: KIND_EVIDENCE_PRUNED.to_owned(),
+            time: now,
+            subject: "evidence".to_owned(),
+            body: serde_json::json!({
+                "cutoff": cutoff,
+                "blobs": digests.len(),
+                // SHA-256 of the pruned digests, sorted, one per line (newline-terminated).
+                "digests_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(listing.as_bytes())),
+                "policy": "--retain-evidence",
+            }),
+        };
+        let audit_index = Self::audit(&tx, &self.audit_key, &entry)?;
+        for digest in &digests {
+            vigil_audit::blob::delete_blob(&tx, digest)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO pruned_evidence (digest, pruned_at, cutoff, audit_index)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![digest, now, cutoff, audit_index as i64],
+            )
+            .map_err(db("record pruned evidence"))?;
+        }
+        tx.commit().map_err(db("commit evidence prune"))?;
+        Ok(PruneReport {
+            pruned: digests.len(),
+            kept_shared,
+            audit_index: Some(audit_index),
+        })
     }
 
     /// Recorded verdicts, oldest first; only `node_id`'s when given.
@@ -790,6 +936,43 @@ impl Store {
     }
 }
 
+/// Fills in `verdicts.evidence` for verdicts recorded before the column existed, from their
+/// audit entries (`verdict_id` -> `evidence`). Verdicts without one stay NULL: never pruned.
+fn backfill_verdict_evidence(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let missing: i64 = tx
+        .query_row(
+            "SELECT COUNT(*) FROM verdicts WHERE evidence IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db("count verdicts without evidence"))?;
+    if missing == 0 {
+        return Ok(());
+    }
+    let size = vigil_audit::tree_size(tx)?;
+    for stored in vigil_audit::read_entries(tx, 0, size)? {
+        let entry = stored.entry;
+        if entry.kind != "verdict" {
+            continue;
+        }
+        let (Some(id), Some(digest)) = (
+            entry.body["verdict_id"].as_i64(),
+            entry.body["evidence"]
+                .as_str()
+                .and_then(|e| e.strip_prefix("sha256:"))
+                .filter(|d| vigil_audit::blob::is_digest(d)),
+        ) else {
+            continue;
+        };
+        tx.execute(
+            "UPDATE verdicts SET evidence = ?2 WHERE id = ?1 AND evidence IS NULL",
+            params![id, digest],
+        )
+        .map_err(db("backfill verdict evidence"))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -806,6 +989,124 @@ mod tests {
         drop(first);
         lock_for_serving(&db).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn verdict(store: &mut Store, node: &str, time: i64, evidence: &[u8]) {
+        store
+            .record_verdict(node, &[time as u8; 4], time, "pass", "{}", evidence, true)
+            .unwrap();
+    }
+
+    fn blob_of(store: &Store, evidence: &[u8]) -> Option<Vec<u8>> {
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(evidence));
+        vigil_audit::get_blob(&store.connection, &digest).unwrap()
+    }
+
+    fn entry_encodings(store: &Store) -> Vec<Vec<u8>> {
+        let mut statement = store
+            .connection
+            .prepare("SELECT encoding FROM audit_entry ORDER BY idx")
+            .unwrap();
+        statement
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn evidence_older_than_the_cutoff_is_pruned_unless_a_newer_verdict_shares_it() {
+        let mut store = Store::in_memory().unwrap();
+        verdict(&mut store, "a", 100, b"evidence shared");
+        verdict(&mut store, "a", 200, b"evidence old");
+        verdict(&mut store, "b", 500, b"evidence shared");
+        verdict(&mut store, "b", 600, b"evidence new");
+        let before = entry_encodings(&store);
+
+        let report = store.prune_evidence(300, 1000).unwrap();
+        assert_eq!(report.pruned, 1, "{report:?}");
+        assert_eq!(report.kept_shared, 1, "{report:?}");
+        assert_eq!(report.audit_index, Some(4));
+        assert_eq!(blob_of(&store, b"evidence old"), None);
+        assert!(blob_of(&store, b"evidence shared").is_some());
+        assert!(blob_of(&store, b"evidence new").is_some());
+
+        // The audit entries are untouched (one entry added: the prune) and the log verifies.
+        let after = entry_encodings(&store);
+        assert_eq!(after[..4], before[..]);
+        assert_eq!(after.len(), 5);
+        let prune = vigil_audit::get_entry(&store.connection, 4)
+            .unwrap()
+            .unwrap();
+        assert_eq!(prune.entry.kind, KIND_EVIDENCE_PRUNED);
+        assert_eq!(prune.entry.body["blobs"], 1);
+        assert!(prune.entry.blob_refs().is_empty());
+        vigil_audit::verify_log(&store.connection, &[store.audit_public_key()]).unwrap();
+
+        // Re-appraisal names the prune instead of a generic "no longer stored".
+        let error = crate::reappraise::reappraise(&store.connection, 1, &[], None).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("was pruned by the retention policy (--retain-evidence)")
+                && message.contains("evidence sha256:")
+                && message.contains("audit entry 4"),
+            "{message}"
+        );
+        let old_digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"evidence old"));
+        assert_eq!(
+            pruned_evidence(&store.connection, &old_digest).unwrap(),
+            Some(PrunedEvidence {
+                pruned_at: 1000,
+                cutoff: 300,
+                audit_index: 4
+            })
+        );
+
+        // Nothing more to prune: no new audit entry.
+        let again = store.prune_evidence(300, 1001).unwrap();
+        assert_eq!((again.pruned, again.audit_index), (0, None));
+        assert_eq!(entry_encodings(&store).len(), 5);
+    }
+
+    #[test]
+    fn evidence_missing_without_a_prune_is_not_reported_as_pruned() {
+        let mut store = Store::in_memory().unwrap();
+        verdict(&mut store, "a", 100, b"evidence lost");
+        let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"evidence lost"));
+        vigil_audit::blob::delete_blob(&store.connection, &digest).unwrap();
+        assert_eq!(pruned_evidence(&store.connection, &digest).unwrap(), None);
+        let result = crate::reappraise::reappraise(&store.connection, 0, &[], None).unwrap();
+        assert!(!result.agrees);
+        assert!(
+            result.differences[0].contains("no longer stored"),
+            "{:?}",
+            result.differences
+        );
+    }
+
+    #[test]
+    fn verdicts_recorded_before_retention_are_pruned_from_their_audit_entries() {
+        let mut store = Store::in_memory().unwrap();
+        verdict(&mut store, "a", 100, b"evidence one");
+        verdict(&mut store, "a", 900, b"evidence two");
+        // As a database from before migration 7 has them: no evidence column value.
+        store
+            .connection
+            .execute("UPDATE verdicts SET evidence = NULL", [])
+            .unwrap();
+        let report = store.prune_evidence(500, 1000).unwrap();
+        assert_eq!(report.pruned, 1, "{report:?}");
+        assert_eq!(blob_of(&store, b"evidence one"), None);
+        assert!(blob_of(&store, b"evidence two").is_some());
+        let unfilled: i64 = store
+            .connection
+            .query_row(
+                "SELECT COUNT(*) FROM verdicts WHERE evidence IS NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(unfilled, 0);
     }
 
     #[test]

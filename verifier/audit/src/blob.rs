@@ -49,3 +49,52 @@ pub fn get_blob(conn: &Connection, digest: &str) -> Result<Option<Vec<u8>>, Audi
         other => Ok(other),
     }
 }
+
+/// Deletes the blob `digest` (evidence retention). The entries that reference it are not
+/// touched: they keep the digest, and the log still verifies. Returns whether it was stored.
+pub fn delete_blob(conn: &Connection, digest: &str) -> Result<bool, AuditError> {
+    if !is_digest(digest) {
+        return Err(AuditError::BadDigest(digest.chars().take(80).collect()));
+    }
+    let deleted = conn
+        .prepare_cached("DELETE FROM audit_blob WHERE digest = ?1")?
+        .execute([digest])?;
+    Ok(deleted > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        crate::migrate(&conn).unwrap();
+        conn
+    }
+
+    #[test]
+    fn a_deleted_blob_is_gone_and_others_stay() {
+        let conn = conn();
+        let a = put_blob(&conn, b"evidence a").unwrap();
+        let b = put_blob(&conn, b"evidence b").unwrap();
+        assert!(delete_blob(&conn, &a).unwrap());
+        assert_eq!(get_blob(&conn, &a).unwrap(), None);
+        assert_eq!(
+            get_blob(&conn, &b).unwrap().as_deref(),
+            Some(&b"evidence b"[..])
+        );
+        // Deleting it again deletes nothing; storing it again brings it back.
+        assert!(!delete_blob(&conn, &a).unwrap());
+        assert_eq!(put_blob(&conn, b"evidence a").unwrap(), a);
+        assert!(get_blob(&conn, &a).unwrap().is_some());
+    }
+
+    #[test]
+    fn delete_refuses_what_is_not_a_digest() {
+        let conn = conn();
+        assert!(matches!(
+            delete_blob(&conn, "sha256:abc"),
+            Err(AuditError::BadDigest(_))
+        ));
+    }
+}

@@ -15,7 +15,7 @@
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
-use crate::base64;
+use crate::b64;
 use crate::blob::{get_blob, is_digest};
 use crate::entry::AuditEntry;
 use crate::error::AuditError;
@@ -145,13 +145,13 @@ pub fn export_bundle(
             if let Some(data) = get_blob(conn, &digest)? {
                 blobs.push(BundleBlob {
                     digest,
-                    data: base64::encode(&data),
+                    data: b64::encode(&data),
                 });
             }
         }
         entries.push(BundleEntry {
             index: stored.index,
-            encoding: base64::encode(&encoding),
+            encoding: b64::encode(&encoding),
             entry: stored.entry,
         });
     }
@@ -217,7 +217,7 @@ pub fn verify_bundle(
             });
         }
         let index = item.index;
-        let encoding = base64::decode(&item.encoding).map_err(|e| BundleError::EntryBase64 {
+        let encoding = b64::decode(&item.encoding).map_err(|e| BundleError::EntryBase64 {
             index,
             reason: e.to_string(),
         })?;
@@ -308,7 +308,7 @@ pub fn verify_bundle(
                 digest: blob.digest.clone(),
             });
         }
-        let data = base64::decode(&blob.data).map_err(|_| BundleError::BlobBase64 { position })?;
+        let data = b64::decode(&blob.data).map_err(|_| BundleError::BlobBase64 { position })?;
         if hex::encode(sha256(&data)) != blob.digest {
             return Err(BundleError::BlobMismatch {
                 position,

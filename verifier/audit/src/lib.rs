@@ -19,7 +19,6 @@
 //! `rusqlite::Transaction` (it derefs) to make "record verdict + append audit
 //! entry" one atomic commit. Nothing here commits the caller's transaction.
 
-mod base64;
 pub mod blob;
 pub mod bundle;
 pub mod entry;
@@ -48,8 +47,63 @@ pub use store::{
 };
 pub use verify::{VerifyReport, verify_log};
 
-/// Base64 as used in checkpoints and bundles (strict, canonical), exposed
-/// for tools that display or build them.
+/// Base64 as used in checkpoints and bundles, exposed for tools that display
+/// or build them: standard alphabet (RFC 4648 §4), padded, strict.
+///
+/// Strict on purpose: a decoder that accepted non-zero padding bits, missing
+/// padding or whitespace would let two different texts carry the same bytes,
+/// and a flipped character in a checkpoint or bundle could go unnoticed. The
+/// `base64` crate's `STANDARD` engine requires canonical padding and zero
+/// trailing bits.
 pub mod b64 {
-    pub use crate::base64::{Base64Error, decode, encode};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    /// Why a base64 text was rejected.
+    pub use base64::DecodeError as Base64Error;
+
+    /// Encodes `data` as padded standard base64.
+    pub fn encode(data: &[u8]) -> String {
+        STANDARD.encode(data)
+    }
+
+    /// Decodes padded standard base64, rejecting any text that is not the
+    /// unique canonical encoding of its bytes.
+    pub fn decode(text: &str) -> Result<Vec<u8>, Base64Error> {
+        STANDARD.decode(text)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn round_trips_all_lengths() {
+            for len in 0..40u8 {
+                let data: Vec<u8> = (0..len)
+                    .map(|i| i.wrapping_mul(37).wrapping_add(len))
+                    .collect();
+                assert_eq!(decode(&encode(&data)).unwrap(), data);
+            }
+            assert_eq!(encode(b"foobar"), "Zm9vYmFy");
+            assert_eq!(encode(b"fo"), "Zm8=");
+        }
+
+        #[test]
+        fn rejects_non_canonical_text() {
+            assert_eq!(decode("Zm8="), Ok(b"fo".to_vec()));
+            for text in [
+                "Zm9",      // truncated
+                "Zm8",      // missing padding
+                "Zm9=Zm9v", // padding before the end
+                "Zm9=",     // same bytes as "Zm8=", non-zero padding bits
+                "Zm!v",     // outside the alphabet
+                "Zm-_",     // URL-safe alphabet
+                "Zm 8=",    // whitespace
+                "Z===", "Zm8==",
+            ] {
+                assert!(decode(text).is_err(), "{text:?}");
+            }
+        }
+    }
 }

@@ -23,7 +23,7 @@ use ring::rand::SystemRandom;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use serde::Serialize;
 
-use crate::base64;
+use crate::b64;
 use crate::merkle::{Hash, sha256};
 
 /// Signature type byte of Ed25519 in signed-note key hashes.
@@ -176,7 +176,7 @@ impl AuditPublicKey {
             "{}+{}+{}",
             self.name,
             hex::encode(self.key_hash()),
-            base64::encode(&typed)
+            b64::encode(&typed)
         )
     }
 
@@ -191,7 +191,7 @@ impl AuditPublicKey {
                 "expected <name>+<hex key hash>+<base64 key>",
             ));
         };
-        let typed = base64::decode(key_b64)
+        let typed = b64::decode(key_b64)
             .map_err(|_| KeyError::VerifierKey("key is not canonical base64"))?;
         let (Some(&ED25519_TYPE), Some(raw)) = (typed.first(), typed.get(1..)) else {
             return Err(KeyError::VerifierKey("key type is not Ed25519 (0x01)"));
@@ -269,14 +269,14 @@ pub fn sign_checkpoint(
     validate_origin(origin)?;
     let body = format!(
         "{origin}\n{tree_size}\n{}\n{TIME_PREFIX}{time}\n",
-        base64::encode(root_hash)
+        b64::encode(root_hash)
     );
     let mut signed = key.public_key().key_hash().to_vec();
     signed.extend_from_slice(&key.sign(body.as_bytes()));
     let note = format!(
         "{body}\n{SIGNATURE_PREFIX}{} {}\n",
         key.name,
-        base64::encode(&signed)
+        b64::encode(&signed)
     );
     Ok(Checkpoint {
         origin: origin.to_owned(),
@@ -330,7 +330,7 @@ pub fn parse_checkpoint(text: &str) -> Result<ParsedCheckpoint, CheckpointError>
         .next()
         .ok_or_else(|| body_err(3, "root hash", "missing"))?;
     let root_bytes =
-        base64::decode(root_text).map_err(|e| body_err(3, "root hash", &e.to_string()))?;
+        b64::decode(root_text).map_err(|e| body_err(3, "root hash", &e.to_string()))?;
     let root_hash: Hash = root_bytes
         .try_into()
         .map_err(|_| body_err(3, "root hash", "not 32 bytes"))?;
@@ -396,7 +396,7 @@ fn parse_signature_line(line: &str) -> Result<NoteSignature, &'static str> {
         .split_once(' ')
         .ok_or("expected `<key name> <base64 signature>`")?;
     validate_key_name(name).map_err(|_| "key name is empty or contains whitespace or '+'")?;
-    let raw = base64::decode(sig_b64).map_err(|_| "signature is not canonical base64")?;
+    let raw = b64::decode(sig_b64).map_err(|_| "signature is not canonical base64")?;
     let (Some(hash), Some(signature)) = (raw.get(..4), raw.get(4..)) else {
         return Err("signature is shorter than its 4-byte key hash");
     };

@@ -1,6 +1,16 @@
 //! Standard base64 (RFC 4648 section 4) decoding for XML-DSig values and NVIDIA's JSON
-//! evidence. Whitespace between characters is skipped (XML wraps long values); padding is
-//! optional but, if present, must be correct.
+//! evidence, on the `base64` crate. Whitespace between characters is skipped (XML wraps long
+//! values); padding is optional but, if present, must be correct; trailing bits must be zero.
+
+use ::base64::Engine as _;
+use ::base64::alphabet::STANDARD;
+use ::base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+/// Standard alphabet, padding optional (canonical if present), non-zero trailing bits refused.
+const ENGINE: GeneralPurpose = GeneralPurpose::new(
+    &STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Base64Error {
@@ -12,17 +22,6 @@ pub enum Base64Error {
     TooLarge { size: usize, max: usize },
 }
 
-fn value(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    }
-}
-
 /// Decodes `text`, refusing inputs longer than `max_chars`.
 pub fn decode(text: &str, max_chars: usize) -> Result<Vec<u8>, Base64Error> {
     if text.len() > max_chars {
@@ -31,50 +30,32 @@ pub fn decode(text: &str, max_chars: usize) -> Result<Vec<u8>, Base64Error> {
             max: max_chars,
         });
     }
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut acc: u32 = 0;
-    let mut bits = 0u32;
-    let mut symbols = 0usize;
-    let mut padding = 0usize;
-    for (offset, c) in text.bytes().enumerate() {
-        if c.is_ascii_whitespace() {
-            continue;
-        }
-        if c == b'=' {
-            padding += 1;
-            continue;
-        }
-        if padding > 0 {
-            return Err(Base64Error::BadLength("data after padding".into()));
-        }
-        let v = value(c).ok_or(Base64Error::BadCharacter {
-            offset,
-            found: char::from(c),
-        })?;
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        symbols += 1;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
+    // Offsets into `text` of the characters kept, to report errors where the reader sees them.
+    let kept: Vec<usize> = text
+        .bytes()
+        .enumerate()
+        .filter(|(_, c)| !c.is_ascii_whitespace())
+        .map(|(offset, _)| offset)
+        .collect();
+    let compact: Vec<u8> = kept.iter().map(|&i| text.as_bytes()[i]).collect();
+    // The engine takes padding as optional; when present it must complete the last quantum.
+    if compact.last() == Some(&b'=') && !compact.len().is_multiple_of(4) {
+        return Err(Base64Error::BadLength("wrong padding".into()));
     }
-    match symbols % 4 {
-        1 => return Err(Base64Error::BadLength("one character too many".into())),
-        rem if padding > 0 && !(rem + padding).is_multiple_of(4) => {
-            return Err(Base64Error::BadLength("wrong padding".into()));
+    ENGINE.decode(&compact).map_err(|e| match e {
+        ::base64::DecodeError::InvalidByte(_, b'=') => {
+            Base64Error::BadLength("misplaced padding".into())
         }
-        _ => {}
-    }
-    if padding > 2 {
-        return Err(Base64Error::BadLength("too much padding".into()));
-    }
-    // Leftover bits must be zero (canonical encoding).
-    if acc != 0 {
-        return Err(Base64Error::BadLength("non-zero trailing bits".into()));
-    }
-    Ok(out)
+        ::base64::DecodeError::InvalidByte(at, found) => Base64Error::BadCharacter {
+            offset: kept.get(at).copied().unwrap_or(at),
+            found: char::from(found),
+        },
+        ::base64::DecodeError::InvalidLength(_) => Base64Error::BadLength("wrong length".into()),
+        ::base64::DecodeError::InvalidLastSymbol(..) => {
+            Base64Error::BadLength("non-zero trailing bits".into())
+        }
+        ::base64::DecodeError::InvalidPadding => Base64Error::BadLength("wrong padding".into()),
+    })
 }
 
 #[cfg(test)]
@@ -82,29 +63,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rfc4648_vectors() {
-        for (plain, enc) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(decode(enc, 100).unwrap(), plain.as_bytes(), "{enc}");
-        }
+    fn accepts_wrapped_and_unpadded() {
         assert_eq!(decode("Zm9v\n YmFy", 100).unwrap(), b"foobar");
         assert_eq!(decode("Zg", 100).unwrap(), b"f");
+        assert_eq!(decode("Zg==", 100).unwrap(), b"f");
     }
 
     #[test]
     fn rejects_malformed() {
-        assert!(decode("Zm9v!", 100).is_err());
-        assert!(decode("Z", 100).is_err());
-        assert!(decode("Zg=a", 100).is_err());
-        assert!(decode("Zg===", 100).is_err());
-        assert!(decode("Zh==", 100).is_err()); // non-zero trailing bits
-        assert!(decode("Zm9v", 3).is_err());
+        assert_eq!(
+            decode("Zm9v\n!", 100),
+            Err(Base64Error::BadCharacter {
+                offset: 5,
+                found: '!'
+            })
+        );
+        for text in ["Z", "Zg=a", "Zg=", "Zg===", "Zh==", "Zh", "Zm-_"] {
+            assert!(decode(text, 100).is_err(), "{text:?}");
+        }
+        assert!(matches!(
+            decode("Zm9v", 3),
+            Err(Base64Error::TooLarge { size: 4, max: 3 })
+        ));
     }
 }

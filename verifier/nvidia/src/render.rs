@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::claims::ClaimStatus;
+use crate::claims::{ClaimStatus, ClaimValue};
 use crate::opaque::OpaqueValue;
 use crate::spdm::{ATTR_SIGNATURE_REQUESTED, AttestationReport};
 use crate::verify::{GpuVerification, Verdict};
@@ -159,6 +159,77 @@ fn render_value(v: &OpaqueValue) -> String {
     }
 }
 
+/// Columns a detail is wrapped to, counting its indent.
+pub const TEXT_WIDTH: usize = 100;
+
+/// Fewest columns given to wrapped text however deep its indent.
+const MIN_WRAP: usize = 40;
+
+/// Splits `text` at spaces into lines of at most `width` characters. A word longer than
+/// `width` (a hash, a path) gets a line of its own and is never broken, so it stays copyable.
+pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// The parts of a multi-part detail `a; b; c`, split at the `; ` separators that are outside
+/// brackets (a `[x; y]` list inside one part stays whole).
+pub fn detail_parts(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b';' if depth == 0 && bytes.get(i + 1) == Some(&b' ') => {
+                parts.push(text[start..i].trim());
+                start = i + 2;
+            }
+            _ => {}
+        }
+    }
+    parts.push(text[start..].trim());
+    parts.retain(|p| !p.is_empty());
+    if parts.is_empty() {
+        parts.push("");
+    }
+    parts
+}
+
+/// A detail laid out for a column that starts at `indent`: one part of `a; b; c` per line,
+/// each wrapped to [`TEXT_WIDTH`], a wrapped part's further lines indented two more columns.
+/// The first line carries no indent (it follows a label); every other line carries it.
+pub fn hanging_detail(text: &str, indent: usize) -> String {
+    // Two columns kept for the deeper indent of a wrapped part's further lines.
+    let width = TEXT_WIDTH.saturating_sub(indent + 2).max(MIN_WRAP);
+    let mut out = String::new();
+    for (p, part) in detail_parts(text).into_iter().enumerate() {
+        for (l, line) in wrap_words(part, width).into_iter().enumerate() {
+            if p > 0 || l > 0 {
+                out.push('\n');
+                out.push_str(&" ".repeat(if l > 0 { indent + 2 } else { indent }));
+            }
+            out.push_str(&line);
+        }
+    }
+    out
+}
+
 impl fmt::Display for GpuVerification {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = match self.verdict {
@@ -175,23 +246,104 @@ impl fmt::Display for GpuVerification {
             writeln!(f, "  device certificate  {}", leaf.subject)?;
         }
         let width = self.claims.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        // Where a claim's value starts: "  " + label (8) + "  " + name + "  ".
+        let indent = 2 + 8 + 2 + width + 2;
         for claim in self.claims.iter() {
             let (label, reason) = match &claim.status {
                 ClaimStatus::Verified => ("verified", None),
                 ClaimStatus::Failed { reason } => ("FAILED", Some(reason)),
                 ClaimStatus::Unknown { reason } => ("unknown", Some(reason)),
             };
-            write!(f, "  {label:<8}  {:<width$}  {}", claim.name, claim.value)?;
-            match reason {
-                Some(r) => writeln!(f, "\n            {:<width$}  ({r})", "")?,
-                None => writeln!(f)?,
+            write!(f, "  {label:<8}  {:<width$}  ", claim.name)?;
+            match &claim.value {
+                // A list is one item per line under the claim.
+                ClaimValue::List(items) if !items.is_empty() => {
+                    for (i, item) in items.iter().enumerate() {
+                        if i > 0 {
+                            write!(f, "\n{:indent$}", "")?;
+                        }
+                        write!(f, "{}", hanging_detail(item, indent))?;
+                    }
+                }
+                value => write!(f, "{}", hanging_detail(&value.to_string(), indent))?,
             }
-        }
-        if let Some(rims) = &self.rims {
-            for m in &rims.comparison.mismatches {
-                writeln!(f, "  mismatch  {m}")?;
+            writeln!(f)?;
+            // The reason (for a failed measurement comparison, the mismatch list) is printed
+            // here once, one part per line.
+            if let Some(r) = reason {
+                writeln!(f, "{:indent$}({})", "", hanging_detail(r, indent + 1))?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_details_wrap_with_a_hanging_indent() {
+        let text = "word ".repeat(60);
+        let out = hanging_detail(text.trim(), 10);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() > 1, "{out}");
+        // The first line follows a 10-column label; the others carry their indent.
+        assert!(lines[0].chars().count() + 10 <= TEXT_WIDTH);
+        assert!(lines[1..].iter().all(|l| l.chars().count() <= TEXT_WIDTH));
+        assert!(lines[1..].iter().all(|l| l.starts_with(&" ".repeat(12))));
+        assert_eq!(out.split_whitespace().count(), 60);
+    }
+
+    #[test]
+    fn multi_part_details_are_one_part_per_line() {
+        let out = hanging_detail("3/4 match; block 1 (x; y): found a; block 2: [p; q]", 4);
+        assert_eq!(
+            out,
+            "3/4 match\n    block 1 (x; y): found a\n    block 2: [p; q]"
+        );
+        // A hash longer than the width is kept whole.
+        let hash = "ab".repeat(80);
+        assert_eq!(wrap_words(&format!("x {hash} y"), 50), ["x", &hash, "y"]);
+        assert_eq!(hanging_detail("", 4), "");
+    }
+}
+
+#[cfg(test)]
+mod verification_tests {
+    use super::*;
+    use crate::claims::{Claim, Claims};
+    use crate::verify::DeviceKind;
+
+    #[test]
+    fn the_mismatch_list_is_printed_once_and_lists_one_item_per_line() {
+        let mismatch = "block 2 (Driver RIM index 1, m1): found aa, expected bb";
+        let v = GpuVerification {
+            verified_at: "2026-05-01T00:00:00Z".into(),
+            verified_at_unix: 1_777_593_600,
+            device: DeviceKind::Gpu,
+            verdict: Verdict::Fail,
+            report: None,
+            report_error: None,
+            leaf_certificate: None,
+            certificate_chain: None,
+            certificate_chain_error: None,
+            rims: None,
+            claims: Claims(vec![Claim {
+                name: "gpu.measurements.match".into(),
+                status: ClaimStatus::failed(format!(
+                    "1/3 active golden measurements match; {mismatch}; block 5 (Vbios RIM index 4, m4): not in the report"
+                )),
+                value: ClaimValue::List(vec!["2".into(), "5".into()]),
+            }]),
+        };
+        let text = v.to_string();
+        assert_eq!(text.matches(mismatch).count(), 1, "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].ends_with("gpu.measurements.match  2"), "{text}");
+        assert_eq!(lines[2].trim(), "5", "{text}");
+        assert!(lines[3].trim().starts_with("(1/3 active"), "{text}");
+        assert_eq!(lines[4].trim(), mismatch, "{text}");
+        assert!(lines[5].trim().ends_with("not in the report)"), "{text}");
     }
 }

@@ -16,7 +16,7 @@ use vigil_tls::Role;
 #[derive(Args)]
 pub struct Target {
     /// Use this running verifier (`vigil serve`) instead of the local database.
-    #[arg(long)]
+    #[arg(long, env = "VIGIL_VERIFIER")]
     verifier: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
@@ -322,26 +322,25 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
                 );
                 return Ok(Verdict::Pass);
             }
-            println!(
-                "{:<24} {:>4}  {:<20} {:<12} {:>5}  reason",
-                "baseline", "ver", "created", "author", "rules"
-            );
-            for b in &listing.baselines {
-                println!(
-                    "{:<24} {:>4}  {:<20} {:<12} {:>5}  {}{}",
-                    b.name,
-                    b.version,
-                    format_unix_utc(b.created_at_unix),
-                    b.author,
-                    b.rules,
-                    b.reason,
-                    if b.signed_by.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (signed by {})", b.signed_by)
-                    }
-                );
-            }
+            let rows: Vec<[String; 6]> = listing
+                .baselines
+                .iter()
+                .map(|b| {
+                    [
+                        b.name.clone(),
+                        b.version.to_string(),
+                        format_unix_utc(b.created_at_unix),
+                        b.author.clone(),
+                        b.rules.to_string(),
+                        if b.signed_by.is_empty() {
+                            b.reason.clone()
+                        } else {
+                            format!("{} (signed by {})", b.reason, b.signed_by)
+                        },
+                    ]
+                })
+                .collect();
+            print!("{}", render_baseline_table(&rows));
             let mut assignments: Vec<_> = listing.assignments.iter().collect();
             assignments.sort();
             for (group, name) in assignments {
@@ -631,5 +630,102 @@ pub fn result_command(command: ResultCommand) -> Result<Verdict, AnyError> {
                 }
             }
         }
+    }
+}
+
+/// Widest a `baseline list` column may grow before its values are cut with an ellipsis
+/// (name, version, created, author, rules; the last column, reason, is never cut).
+const BASELINE_COLUMN_CAPS: [usize; 5] = [40, 8, 20, 24, 6];
+
+/// `value` cut to `width` characters, the last one an ellipsis when anything was cut.
+fn fit(value: &str, width: usize) -> String {
+    if value.chars().count() <= width {
+        return value.to_owned();
+    }
+    let mut cut: String = value.chars().take(width.saturating_sub(1)).collect();
+    cut.push('\u{2026}');
+    cut
+}
+
+/// The `baseline list` table: each column as wide as its widest value (or its heading), up
+/// to a cap past which values are cut with an ellipsis, so columns never run into each other.
+fn render_baseline_table(rows: &[[String; 6]]) -> String {
+    const HEADINGS: [&str; 6] = ["baseline", "ver", "created", "author", "rules", "reason"];
+    let mut widths = [0usize; 5];
+    for (i, width) in widths.iter_mut().enumerate() {
+        *width = rows
+            .iter()
+            .map(|row| row[i].chars().count())
+            .chain([HEADINGS[i].len()])
+            .max()
+            .unwrap_or(0)
+            .min(BASELINE_COLUMN_CAPS[i]);
+    }
+    let line = |cells: [&str; 6]| {
+        let [name, version, created, author, rules, reason] = cells;
+        let [w_name, w_version, w_created, w_author, w_rules] = widths;
+        format!(
+            "{:<w_name$}  {:>w_version$}  {:<w_created$}  {:<w_author$}  {:>w_rules$}  {reason}",
+            fit(name, w_name),
+            fit(version, w_version),
+            fit(created, w_created),
+            fit(author, w_author),
+            fit(rules, w_rules),
+        )
+        .trim_end()
+        .to_owned()
+            + "\n"
+    };
+    let mut out = line(HEADINGS);
+    for row in rows {
+        out.push_str(&line([
+            &row[0], &row[1], &row[2], &row[3], &row[4], &row[5],
+        ]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    fn row(name: &str, author: &str) -> [String; 6] {
+        [
+            name.into(),
+            "3".into(),
+            "2026-05-01T00:00:00Z".into(),
+            author.into(),
+            "12".into(),
+            "initial import".into(),
+        ]
+    }
+
+    #[test]
+    fn columns_fit_their_data_and_never_overflow() {
+        let long_name = "gpu-fleet-production-hopper-h100-sxm5-baseline-v2";
+        let text = render_baseline_table(&[
+            row("lab", "alice"),
+            row(long_name, "someone-with-a-long-address@example.org"),
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        // Every column starts at the same place on every line.
+        // In characters: an ellipsis is one column but three bytes.
+        let col = |line: &str, what: &str| line[..line.find(what).unwrap()].chars().count();
+        let created = col(lines[1], "2026-05-01");
+        assert_eq!(col(lines[0], "created"), created, "{text}");
+        assert_eq!(col(lines[2], "2026-05-01"), created, "{text}");
+        assert!(lines[2].contains('\u{2026}'), "long values are cut: {text}");
+        assert!(!lines[2].contains(long_name), "{text}");
+        let reason = col(lines[1], "initial import");
+        assert_eq!(col(lines[2], "initial import"), reason, "{text}");
+        // Short data: columns no wider than the heading or the widest value.
+        let short = render_baseline_table(&[row("lab", "alice")]);
+        assert!(
+            short.lines().nth(1).unwrap().starts_with("lab       "),
+            "{short}"
+        );
+        assert_eq!(fit("abcdef", 4), "abc\u{2026}");
+        assert_eq!(fit("abc", 4), "abc");
     }
 }

@@ -5,3 +5,6 @@ pub mod ima;
 pub mod nodes;
 pub mod npu;
 pub mod watch;
+
+#[cfg(test)]
+mod config_tests;

@@ -19,7 +19,7 @@ use crate::{AnyError, StoreArgs, open_existing_store, open_verifier, runtime};
 #[derive(Args)]
 pub struct Remote {
     /// Ask this running verifier (`vigil serve`) instead of reading the local database.
-    #[arg(long, global = true)]
+    #[arg(long, env = "VIGIL_VERIFIER", global = true)]
     verifier: Option<String>,
     /// Certificate directory (`vigil dev-certs DIR` layout): mutual TLS to --verifier.
     #[arg(long, env = "VIGIL_TLS_DIR", global = true)]

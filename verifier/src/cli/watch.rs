@@ -21,7 +21,7 @@ use crate::{AnyError, runtime};
 #[derive(Args)]
 pub struct WatchArgs {
     /// The running verifier (`vigil serve`) to follow.
-    #[arg(long)]
+    #[arg(long, env = "VIGIL_VERIFIER")]
     verifier: String,
     /// First sequence number to print (a stopped watch says which to resume at); default:
     /// every change recorded so far, then the new ones.

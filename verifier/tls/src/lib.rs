@@ -37,9 +37,11 @@ mod caller;
 mod config;
 mod dev_certs;
 mod error;
+mod explain;
 mod layer;
 pub mod policy;
 mod role;
+pub mod settings;
 
 pub use address::{endpoint_uri, host_of, same_endpoint};
 pub use caller::{
@@ -50,10 +52,14 @@ pub use config::{
     server_tls_config_from_dir,
 };
 pub use dev_certs::{
-    CA_CERT_FILE, CA_KEY_FILE, DEV_NODE_ID, DevCertValidity, SERVER_CERT_FILE, SERVER_KEY_FILE,
-    role_file_names, write_dev_certs, write_dev_certs_with,
+    CA_CERT_FILE, CA_KEY_FILE, DEV_NODE_ID, DevCertValidity, InvalidServerName,
+    MAX_EXTRA_SERVER_NAMES, SERVER_CERT_FILE, SERVER_KEY_FILE, ServerName, role_file_names,
+    write_dev_certs, write_dev_certs_with, write_dev_certs_with_names,
 };
 pub use error::TlsError;
+pub use explain::{
+    TransportTarget, check_scheme, explain_status, explain_transport_error, is_transport_failure,
+};
 pub use layer::{RoleFuture, RoleLayer, RoleService, authorize, caller};
 pub use policy::allowed;
 pub use role::{NODE_URI_PREFIX, ROLE_URI_PREFIX, Role};

@@ -57,6 +57,10 @@ pub struct QuoteCheckResult {
     pub verdict: Verdict,
     pub checks: Vec<Check>,
     pub quote: Option<VerifiedQuote>,
+    /// What was not checked (no `--nonce`, no `--pcrs`): a passing result with anything here
+    /// is INCOMPLETE, as `vigil gpu verify` calls it (exit status 0: nothing failed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchecked: Vec<String>,
 }
 
 impl QuoteCheckResult {
@@ -70,7 +74,13 @@ impl QuoteCheckResult {
             verdict,
             checks,
             quote,
+            unchecked: Vec::new(),
         }
+    }
+
+    /// Whether nothing failed but something was not checked.
+    pub fn is_incomplete(&self) -> bool {
+        self.verdict == Verdict::Pass && !self.unchecked.is_empty()
     }
 
     pub fn render_text(&self) -> String {
@@ -97,6 +107,13 @@ impl QuoteCheckResult {
                     ));
                 }
             }
+        }
+        if self.is_incomplete() {
+            out.push_str(&format!(
+                "INCOMPLETE: quote signature verified; {}\n",
+                self.unchecked.join("; ")
+            ));
+            return out;
         }
         out.push_str(match self.verdict {
             Verdict::Pass => "PASS: quote verified\n",
@@ -192,7 +209,18 @@ pub fn check_quote_files(files: &QuoteFiles, nonce: Option<&[u8]>) -> QuoteCheck
                     "NOT CHECKED (no --pcrs): the quoted PCR values are unknown",
                 ),
             });
-            QuoteCheckResult::new(checks, Some(quote))
+            let mut result = QuoteCheckResult::new(checks, Some(quote));
+            if nonce.is_none() {
+                result
+                    .unchecked
+                    .push("qualifying data not checked: no --nonce (freshness unknown)".to_owned());
+            }
+            if pcrs.is_none() {
+                result
+                    .unchecked
+                    .push("PCR values not checked: no --pcrs".to_owned());
+            }
+            result
         }
         Err(error) => {
             checks.push(Check::fail(error.check(), error.to_string()));
