@@ -200,6 +200,12 @@ fn main() -> ExitCode {
                 // SAFETY: first thing in main, before any other thread exists.
                 unsafe { std::env::set_var(name, value) };
             }
+            // `VIGIL_CONFIG=` (empty) means "no file": the loader read none; clap would
+            // otherwise refuse the empty value for --config.
+            if std::env::var_os("VIGIL_CONFIG").is_some_and(|v| v.is_empty()) {
+                // SAFETY: first thing in main, before any other thread exists.
+                unsafe { std::env::remove_var("VIGIL_CONFIG") };
+            }
         }
         Err(error) => {
             eprintln!("vigil-attester: {error}");

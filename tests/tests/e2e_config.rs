@@ -149,3 +149,18 @@ fn an_unknown_key_a_wrong_type_or_a_missing_named_file_exits_2_naming_it() {
         stderr(&out)
     );
 }
+
+#[test]
+fn an_empty_vigil_config_reads_no_file() {
+    for program in ["vigil", "vigil-attester"] {
+        let args: &[&str] = if program == "vigil" {
+            &["baseline", "claims"]
+        } else {
+            &["--help"]
+        };
+        let out = run(std::process::Command::new(binary(program))
+            .args(args)
+            .env("VIGIL_CONFIG", ""));
+        assert_eq!(code(&out), 0, "{program}: {}{}", stdout(&out), stderr(&out));
+    }
+}

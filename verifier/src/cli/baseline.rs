@@ -18,8 +18,26 @@ pub struct Target {
     /// Use this running verifier (`vigil serve`) instead of the local database.
     #[arg(long, env = "VIGIL_VERIFIER")]
     verifier: Option<String>,
-    #[command(flatten)]
-    store: StoreArgs,
+    /// The embedded SQLite database (not used with --verifier).
+    #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
+    db: PathBuf,
+    /// Certificate directory (`vigil dev-certs DIR` layout): mutual TLS to --verifier.
+    #[arg(long, env = "VIGIL_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
+    /// Role whose client certificate to present to --verifier (default: the command's).
+    #[arg(long = "as", env = "VIGIL_ROLE", value_name = "ROLE")]
+    as_role: Option<String>,
+}
+
+impl Target {
+    async fn channel(&self, url: &str, role: Role) -> Result<tonic::transport::Channel, AnyError> {
+        verifier_channel(url, self.tls_dir.as_deref(), self.as_role.as_deref(), role).await
+    }
+
+    /// The local database, with the default appraisal settings.
+    fn open_local(&self) -> Result<std::sync::Arc<vigil_verifier::attest::Verifier>, AnyError> {
+        open_verifier(&StoreArgs::local(self.db.clone()))
+    }
 }
 
 #[derive(Subcommand)]
@@ -40,6 +58,10 @@ pub enum BaselineCommand {
         reason: String,
         #[command(flatten)]
         target: Target,
+        /// Trusted baseline-signing keys (`ed25519 <hex> [label]` per line): when given, the
+        /// baseline must carry a detached signature by one of them (not used with --verifier).
+        #[arg(long, env = "VIGIL_BASELINE_KEYS")]
+        baseline_keys: Option<PathBuf>,
     },
     /// Point a node group at a baseline (its latest version applies).
     Assign {
@@ -161,11 +183,11 @@ fn read_text(path: &Path) -> Result<String, AnyError> {
 
 async fn baselines_client(
     url: &str,
-    store: &StoreArgs,
+    target: &Target,
     role: Role,
 ) -> Result<v1::baselines_client::BaselinesClient<tonic::transport::Channel>, AnyError> {
     Ok(v1::baselines_client::BaselinesClient::new(
-        verifier_channel(url, store, role).await?,
+        target.channel(url, role).await?,
     ))
 }
 
@@ -201,6 +223,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
             author,
             reason,
             target,
+            baseline_keys,
         } => {
             let text = read_text(&file)?;
             let sig_path = sig.or_else(|| {
@@ -212,7 +235,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
             let source_name = file.display().to_string();
             let stored = match &target.verifier {
                 Some(url) => runtime()?.block_on(async {
-                    let reply = baselines_client(url, &target.store, Role::Admin)
+                    let reply = baselines_client(url, &target, Role::Admin)
                         .await?
                         .put(v1::PutBaselineRequest {
                             toml: text,
@@ -226,7 +249,10 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
                     Ok::<_, AnyError>((reply.name, reply.version, reply.sha256))
                 })?,
                 None => {
-                    let verifier = open_verifier(&target.store)?;
+                    let verifier = open_verifier(&StoreArgs {
+                        baseline_keys,
+                        ..StoreArgs::local(target.db.clone())
+                    })?;
                     let stored = verifier.put_baseline(
                         &source_name,
                         &text,
@@ -253,7 +279,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
         } => {
             let version = match &target.verifier {
                 Some(url) => runtime()?.block_on(async {
-                    let reply = baselines_client(url, &target.store, Role::Admin)
+                    let reply = baselines_client(url, &target, Role::Admin)
                         .await?
                         .assign(v1::AssignBaselineRequest {
                             group: group.clone(),
@@ -267,7 +293,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
                     Ok::<_, AnyError>(reply.version)
                 })?,
                 None => {
-                    let verifier = open_verifier(&target.store)?;
+                    let verifier = target.open_local()?;
                     verifier
                         .assign_baseline(&group, &name, &author, &reason, unix_now())?
                         .version
@@ -279,7 +305,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
         BaselineCommand::List { target, json } => {
             let listing = match &target.verifier {
                 Some(url) => runtime()?.block_on(async {
-                    let reply = baselines_client(url, &target.store, Role::Orchestrator)
+                    let reply = baselines_client(url, &target, Role::Orchestrator)
                         .await?
                         .list(v1::ListBaselinesRequest {})
                         .await
@@ -288,7 +314,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
                     Ok::<_, AnyError>(reply)
                 })?,
                 None => {
-                    let verifier = open_verifier(&target.store)?;
+                    let verifier = target.open_local()?;
                     let (baselines, assignments) = verifier.with_store(|s| {
                         Ok::<_, vigil_verifier::store::StoreError>((
                             s.baselines()?,
@@ -355,7 +381,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
         } => {
             let text = match &target.verifier {
                 Some(url) => runtime()?.block_on(async {
-                    let reply = baselines_client(url, &target.store, Role::Orchestrator)
+                    let reply = baselines_client(url, &target, Role::Orchestrator)
                         .await?
                         .get(v1::GetBaselineRequest {
                             name: name.clone(),
@@ -367,7 +393,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
                     Ok::<_, AnyError>(reply.toml)
                 })?,
                 None => {
-                    let verifier = open_verifier(&target.store)?;
+                    let verifier = target.open_local()?;
                     verifier
                         .with_store(|s| s.baseline(&name, version))??
                         .ok_or_else(|| {
@@ -454,7 +480,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
             baseline::parse_baseline(&file.display().to_string(), &text)?;
             let report = match &target.verifier {
                 Some(url) => runtime()?.block_on(async {
-                    let reply = baselines_client(url, &target.store, Role::Orchestrator)
+                    let reply = baselines_client(url, &target, Role::Orchestrator)
                         .await?
                         .impact(v1::ImpactRequest {
                             toml: text,
@@ -468,7 +494,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
                         nodes: reply.nodes.into_iter().map(Into::into).collect(),
                     })
                 })?,
-                None => open_verifier(&target.store)?.impact(&text, group.as_deref())?,
+                None => target.open_local()?.impact(&text, group.as_deref())?,
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -550,7 +576,7 @@ fn fetch_jwks(target: &Target) -> Result<vigil_ear::Jwks, AnyError> {
     match &target.verifier {
         Some(url) => runtime()?.block_on(async {
             let reply = v1::verifier_client::VerifierClient::new(
-                verifier_channel(url, &target.store, Role::Orchestrator).await?,
+                target.channel(url, Role::Orchestrator).await?,
             )
             .get_result_keys(v1::GetResultKeysRequest {})
             .await
@@ -558,7 +584,7 @@ fn fetch_jwks(target: &Target) -> Result<vigil_ear::Jwks, AnyError> {
             .into_inner();
             Ok(serde_json::from_str(&reply.jwks_json)?)
         }),
-        None => Ok(open_verifier(&target.store)?.jwks()),
+        None => Ok(target.open_local()?.jwks()),
     }
 }
 

@@ -195,19 +195,7 @@ pub fn remove_node(node: &str, target: &Target) -> Result<Verdict, AnyError> {
             Ok::<_, AnyError>(response.into_inner().removed)
         })?,
         None => {
-            let verifier = open_verifier(&StoreArgs {
-                db: target.db.clone(),
-                nonce_ttl: vigil_verifier::nonce::DEFAULT_NONCE_TTL_SECS,
-                tofu: false,
-                result_ttl: vigil_verifier::attest::DEFAULT_RESULT_TTL_SECS,
-                allow_no_baseline: false,
-                full_ima_lists: false,
-                rim_dir: None,
-                npu_ca_dir: None,
-                baseline_keys: None,
-                tls_dir: None,
-                as_role: None,
-            })?;
+            let verifier = open_verifier(&StoreArgs::local(target.db.clone()))?;
             verifier.remove_node(node)?
         }
     };
