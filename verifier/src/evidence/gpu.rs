@@ -308,6 +308,21 @@ fn device_claim(prefix: &str, gpu: u32, suffix: &str, claim: &vigil_nvidia::Clai
     }
 }
 
+/// The inventory text fields of a device, by claim-name suffix: one list for the size checks
+/// and for the claims, so a new field cannot be claimed unbounded.
+fn inventory_texts(gpu: &GpuEvidence) -> [(&'static str, &String); 8] {
+    [
+        ("uuid", &gpu.uuid),
+        ("name", &gpu.name),
+        ("driver_version", &gpu.driver_version),
+        ("vbios_version", &gpu.vbios_version),
+        ("inforom_version", &gpu.inforom_version),
+        ("cc_mode", &gpu.cc_mode),
+        ("serial", &gpu.serial),
+        ("part_number", &gpu.part_number),
+    ]
+}
+
 /// Sizes a host may report for one device.
 fn within_bounds(gpu: &GpuEvidence) -> Result<(), String> {
     if gpu.report.len() > MAX_GPU_REPORT_BYTES || gpu.cert_chain_pem.len() > MAX_GPU_REPORT_BYTES {
@@ -327,17 +342,9 @@ fn within_bounds(gpu: &GpuEvidence) -> Result<(), String> {
             gpu.firmware.len()
         ));
     }
-    let texts = [
-        ("uuid", &gpu.uuid),
-        ("name", &gpu.name),
-        ("driver_version", &gpu.driver_version),
-        ("vbios_version", &gpu.vbios_version),
-        ("inforom_version", &gpu.inforom_version),
-        ("serial", &gpu.serial),
-        ("part_number", &gpu.part_number),
-        ("kind", &gpu.kind),
-        ("format", &gpu.format),
-    ];
+    let texts = inventory_texts(gpu)
+        .into_iter()
+        .chain([("kind", &gpu.kind), ("format", &gpu.format)]);
     for (field, text) in texts {
         if text.len() > MAX_INVENTORY_TEXT {
             return Err(format!("{field}: over {MAX_INVENTORY_TEXT} bytes"));
@@ -532,16 +539,7 @@ fn push_inventory(gpu: &GpuEvidence, prefix: &str, bound: bool, claims: &mut Cla
             Trust::Unproven("the quote that would commit to it did not verify".into())
         }
     };
-    for (suffix, value) in [
-        ("uuid", &gpu.uuid),
-        ("name", &gpu.name),
-        ("driver_version", &gpu.driver_version),
-        ("vbios_version", &gpu.vbios_version),
-        ("inforom_version", &gpu.inforom_version),
-        ("cc_mode", &gpu.cc_mode),
-        ("serial", &gpu.serial),
-        ("part_number", &gpu.part_number),
-    ] {
+    for (suffix, value) in inventory_texts(gpu) {
         if !value.is_empty() {
             claims.push(
                 format!("{prefix}.{suffix}"),
@@ -613,6 +611,20 @@ mod tests {
         assert_eq!(failures.len(), 2, "{failures:?}");
         assert!(failures[0].starts_with("gpu[0].evidence: vendor \"acme\""));
         assert!(failures[1].starts_with("gpu[1].evidence: report or certificate chain over"));
+    }
+
+    #[test]
+    fn every_inventory_text_is_bounded() {
+        let mut long = gpu(0);
+        long.cc_mode = "x".repeat(MAX_INVENTORY_TEXT + 1);
+        let (checks, claims) = run(&[long], true);
+        let failures = failed(&checks);
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        assert!(
+            failures[0].contains("cc_mode: over 256 bytes"),
+            "{failures:?}"
+        );
+        assert!(claims.get("gpu[0].cc_mode").is_none());
     }
 
     #[test]
