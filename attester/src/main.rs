@@ -404,7 +404,8 @@ fn serve(args: ServeArgs) -> Result<(), AnyError> {
                 &collector,
             ))))
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
+                // Small request/answer messages: Nagle's delay would dominate their latency.
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async {
                     shutdown_signal().await;
                     tracing::info!(event = "shutdown", "shutdown requested; finishing requests in flight");

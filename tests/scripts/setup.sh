@@ -7,7 +7,7 @@ set -euo pipefail
 
 # openssl (the production-certificate guide's commands) and systemd (systemd-analyze verify
 # of the units in packaging/) for tests/tests/packaging.rs.
-VIGIL_APT_PACKAGES=(libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools gcc libc6-dev ca-certificates gcab openssl systemd)
+VIGIL_APT_PACKAGES=(libtss2-dev pkg-config swtpm swtpm-tools tpm2-tools gcc libc6-dev ca-certificates gcab openssl systemd chromium libnss3-tools curl postgresql)
 
 vigil_setup() {
   local missing=()

@@ -4,6 +4,7 @@
 
 pub mod fakes;
 pub mod npu;
+pub mod postgres;
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};

@@ -112,7 +112,7 @@ fn new_key() -> Vec<u8> {
 }
 
 fn signer(pkcs8: &[u8], algorithm: &'static signature::EcdsaSigningAlgorithm) -> EcdsaKeyPair {
-    EcdsaKeyPair::from_pkcs8(algorithm, pkcs8, &SystemRandom::new()).expect("P-256 key")
+    EcdsaKeyPair::from_pkcs8(algorithm, pkcs8).expect("P-256 key")
 }
 
 /// A v3 certificate for `subject_key`, signed by `issuer_key`; a CA gets basicConstraints

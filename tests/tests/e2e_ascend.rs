@@ -210,6 +210,7 @@ fn eight_attesting_ascend_npus_pass_a_captured_baseline_and_failures_name_device
         rims: None,
         at: now,
         npu_roots: Some(&roots),
+        nvidia: Default::default(),
     };
     let outcome = check_evidence(&nonce, &evidence, &DEFAULT_REQUIRED_PCRS, &context);
     assert!(

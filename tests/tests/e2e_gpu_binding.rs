@@ -61,6 +61,7 @@ fn gpu_evidence_is_bound_to_the_nonce_and_the_quote() {
         rims: Some(&rims),
         at,
         npu_roots: None,
+        nvidia: Default::default(),
     };
 
     let tpm = Swtpm::start();

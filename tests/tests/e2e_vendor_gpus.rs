@@ -274,6 +274,7 @@ fn amd_and_biren_hosts_pass_captured_baselines_and_drift_fails_naming_device_and
         rims: None,
         at: 0,
         npu_roots: None,
+        nvidia: Default::default(),
     };
     let outcome = check_evidence(&nonce, &evidence, &DEFAULT_REQUIRED_PCRS, &context);
     assert!(

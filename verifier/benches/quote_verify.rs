@@ -50,12 +50,8 @@ fn bench(c: &mut Criterion) {
     // ECDSA P-256
     let pkcs8 =
         EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let ecc = EcdsaKeyPair::from_pkcs8(
-        &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        pkcs8.as_ref(),
-        &rng,
-    )
-    .unwrap();
+    let ecc = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        .unwrap();
     let point = ecc.public_key().as_ref().to_vec();
     let raw = ecc.sign(&rng, &message).unwrap().as_ref().to_vec();
     let ecc_signature = [
@@ -95,8 +91,8 @@ fn bench(c: &mut Criterion) {
 
     // RSA-2048 RSASSA
     let rsa = RsaKeyPair::from_pkcs8(RSA_TEST_KEY).unwrap();
-    let components = signature::RsaPublicKeyComponents::<Vec<u8>>::from(rsa.public());
-    let mut raw = vec![0u8; rsa.public().modulus_len()];
+    let components = signature::RsaPublicKeyComponents::<Vec<u8>>::from(rsa.public_key());
+    let mut raw = vec![0u8; rsa.public_modulus_len()];
     rsa.sign(&signature::RSA_PKCS1_SHA256, &rng, &message, &mut raw)
         .unwrap();
     let rsa_signature = [&[0x00, 0x14, 0x00, 0x0b][..], &sized(&raw)].concat();

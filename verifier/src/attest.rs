@@ -3,7 +3,7 @@
 //! here; byte-level checks live in `evidence::*` and never touch the store.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use vigil_proto::binding::qualifying_data;
 use vigil_proto::v1::{Evidence, PcrSelection};
@@ -102,12 +102,21 @@ pub struct Challenge {
 }
 
 pub struct Verifier {
-    store: Mutex<Store>,
+    /// Parallel readers, one group-committing writer (`store_pool`).
+    store: crate::store_pool::StorePool,
+    /// When expired nonces were last pruned (pruning runs at most once a minute).
+    nonces_pruned_at: AtomicI64,
+    /// Open channels to attesters for pull mode.
+    attester_channels: crate::pull::AttesterChannels,
     config: VerifierConfig,
     /// NVIDIA RIMs for GPU measurement comparison.
     rims: Option<vigil_nvidia::RimStore>,
     /// CAs for Ascend NPU identity attestation keys (none shipped).
     npu_roots: Option<crate::evidence::ascend::AscendRoots>,
+    /// NVIDIA device and RIM roots in place of the pinned ones (`--gpu-roots`, `--rim-roots`).
+    gpu_roots: vigil_nvidia::roots::GpuRoots,
+    /// Verified chains, RIMs and compiled baselines, shared by parallel appraisals.
+    caches: crate::baseline_cache::VerificationCaches,
     /// Signs attestation results; without one, results are not signed (tests, offline use).
     result_key: Option<vigil_ear::ResultSigningKey>,
     /// When set, a baseline is accepted only with a detached signature by one of these.
@@ -171,10 +180,14 @@ pub fn validate_node_id(node_id: &str) -> Result<(), VerifierError> {
 impl Verifier {
     pub fn new(store: Store, config: VerifierConfig) -> Self {
         Verifier {
-            store: Mutex::new(store),
+            store: crate::store_pool::StorePool::new(store),
+            nonces_pruned_at: AtomicI64::new(0),
+            attester_channels: crate::pull::AttesterChannels::default(),
             config,
             rims: None,
             npu_roots: None,
+            gpu_roots: vigil_nvidia::roots::GpuRoots::default(),
+            caches: crate::baseline_cache::VerificationCaches::new(),
             result_key: None,
             baseline_keys: Vec::new(),
             client_tls: None,
@@ -190,12 +203,26 @@ impl Verifier {
     /// Reads the gauges that come from the store (nodes by status, audit-log size) into the
     /// metrics and returns their OpenMetrics text. Called per scrape, off the hot path.
     pub fn render_metrics(&self) -> Result<String, VerifierError> {
-        {
-            let store = self.store()?;
-            let nodes = store.nodes()?;
-            let audit_entries = vigil_audit::tree_size(store.connection()).unwrap_or(0);
+        let (nodes, audit_entries) = self.store.read(|store| {
+            Ok::<_, VerifierError>((
+                store.nodes()?,
+                vigil_audit::tree_size(store.connection()).unwrap_or(0),
+            ))
+        })??;
+        self.metrics
+            .set_store_gauges(nodes.iter().map(|n| n.status.as_str()), audit_entries);
+        let commits = self.store.commit_counts();
+        self.metrics
+            .set_commit_counts(commits.commits, commits.writes);
+        let caches = self.caches().stats();
+        for (name, stats) in [
+            ("device_chain", caches.device_chains),
+            ("rim_signature", caches.rim_signatures),
+            ("rim_chain", caches.rim_chains),
+            ("baseline", caches.baselines),
+        ] {
             self.metrics
-                .set_store_gauges(nodes.iter().map(|n| n.status.as_str()), audit_entries);
+                .set_cache_counts(name, stats.hits, stats.misses);
         }
         Ok(self.metrics.encode())
     }
@@ -210,6 +237,11 @@ impl Verifier {
         self.client_tls.as_ref()
     }
 
+    /// Channels to attesters kept open between pulls.
+    pub fn attester_channels(&self) -> &crate::pull::AttesterChannels {
+        &self.attester_channels
+    }
+
     /// Compares GPU measurements with the RIMs in `rims`.
     pub fn with_rims(mut self, rims: vigil_nvidia::RimStore) -> Self {
         self.rims = Some(rims);
@@ -220,6 +252,25 @@ impl Verifier {
     pub fn with_npu_roots(mut self, roots: crate::evidence::ascend::AscendRoots) -> Self {
         self.npu_roots = Some(roots);
         self
+    }
+
+    /// Trusts these NVIDIA device and RIM roots instead of the pinned ones.
+    pub fn with_gpu_roots(mut self, roots: vigil_nvidia::roots::GpuRoots) -> Self {
+        self.gpu_roots = roots;
+        self
+    }
+
+    /// Uses `caches` (e.g. [`VerificationCaches::disabled`] to verify everything every time).
+    ///
+    /// [`VerificationCaches::disabled`]: crate::baseline_cache::VerificationCaches::disabled
+    pub fn with_caches(mut self, caches: crate::baseline_cache::VerificationCaches) -> Self {
+        self.caches = caches;
+        self
+    }
+
+    /// The caches, for their hit and miss counts.
+    pub fn caches(&self) -> &crate::baseline_cache::VerificationCaches {
+        &self.caches
     }
 
     /// Signs every attestation result with `key`.
@@ -245,15 +296,23 @@ impl Verifier {
         &self.config
     }
 
-    fn store(&self) -> Result<std::sync::MutexGuard<'_, Store>, VerifierError> {
-        self.store.lock().map_err(|_| VerifierError::Poisoned)
+    /// Commits so far and the writes they carried (group commit; see `store_pool`).
+    pub fn commit_counts(&self) -> crate::store_pool::CommitCounts {
+        self.store.commit_counts()
+    }
+
+    /// The store's connections (tests of group commit).
+    pub fn store_pool(&self) -> &crate::store_pool::StorePool {
+        &self.store
     }
 
     /// Binds a registered node's AK. A node recorded by trust on first use is replaced; a
     /// node registered before keeps its identity unless this is the same EK and AK (an
     /// idempotent re-registration): a new TPM must be removed and registered deliberately.
     pub fn record_registration(&self, record: &NodeRecord) -> Result<(), VerifierError> {
-        let mut store = self.store()?;
+        let owned = record.clone();
+        let changes = self.store.write(move |store| {
+        let record = &owned;
         if let Some(existing) = store.node(&record.node_id)?
             && existing.registered_at.is_some()
             && (existing.ek_public != record.ek_public || existing.ak_public != record.ak_public)
@@ -276,8 +335,8 @@ impl Verifier {
                 "address": record.address,
             }),
         })?;
-        let changes = status_changes_since(&store, seq_before);
-        drop(store);
+        Ok(status_changes_since(store, seq_before))
+        })?;
         log_status_changes(changes);
         tracing::info!(
             event = "registration",
@@ -297,8 +356,9 @@ impl Verifier {
     }
 
     /// Runs `f` with the store (read access for audit queries).
+    /// It runs on a read connection of its own, beside appraisals being recorded.
     pub fn with_store<T>(&self, f: impl FnOnce(&Store) -> T) -> Result<T, VerifierError> {
-        Ok(f(&*self.store()?))
+        self.store.read(f)
     }
 
     /// Status changes from `from` on (see `Verifier.Watch`).
@@ -307,21 +367,24 @@ impl Verifier {
         from: i64,
         limit: i64,
     ) -> Result<Vec<crate::store::StatusChange>, VerifierError> {
-        Ok(self.store()?.status_changes(from, limit)?)
+        Ok(self
+            .store
+            .read(|store| store.status_changes(from, limit))??)
     }
 
     /// The newest status change's sequence number (0 when there is none).
     pub fn latest_status_seq(&self) -> Result<i64, VerifierError> {
-        Ok(self.store()?.latest_status_seq()?)
+        Ok(self.store.read(|store| store.latest_status_seq())??)
     }
 
     /// Marks a node unknown: it missed its window or could not be reached.
     pub fn mark_unknown(&self, node_id: &str, reason: &str, now: i64) -> Result<(), VerifierError> {
-        let mut store = self.store()?;
-        let seq_before = store.latest_status_seq()?;
-        store.mark_unknown(node_id, reason, now)?;
-        let changes = status_changes_since(&store, seq_before);
-        drop(store);
+        let (node, why) = (node_id.to_owned(), reason.to_owned());
+        let changes = self.store.write(move |store| {
+            let seq_before = store.latest_status_seq()?;
+            store.mark_unknown(&node, &why, now)?;
+            Ok(status_changes_since(store, seq_before))
+        })?;
         if !changes.is_empty() {
             tracing::warn!(event = "node_unknown", node = %node_id, reason = %reason, "node marked unknown");
         }
@@ -331,7 +394,7 @@ impl Verifier {
 
     /// Every known node.
     pub fn nodes(&self) -> Result<Vec<NodeRecord>, VerifierError> {
-        Ok(self.store()?.nodes()?)
+        Ok(self.store.read(|store| store.nodes())??)
     }
 
     /// Prunes the stored evidence of verdicts recorded before `cutoff` (see
@@ -341,23 +404,35 @@ impl Verifier {
         cutoff: i64,
         now: i64,
     ) -> Result<crate::store::PruneReport, VerifierError> {
-        Ok(self.store()?.prune_evidence(cutoff, now)?)
+        self.store
+            .write(move |store| Ok(store.prune_evidence(cutoff, now)?))
     }
 
     /// Forgets a node (its history stays). False if it was unknown.
     pub fn remove_node(&self, node_id: &str) -> Result<bool, VerifierError> {
-        Ok(self.store()?.remove_node(node_id, unix_now())?)
+        let node = node_id.to_owned();
+        self.store
+            .write(move |store| Ok(store.remove_node(&node, unix_now())?))
     }
 
     /// Issues a single-use nonce for `node_id` and says which PCRs to quote.
     pub fn challenge(&self, node_id: &str, now: i64) -> Result<Challenge, VerifierError> {
         validate_node_id(node_id)?;
-        let store = self.store()?;
-        let nonce = nonce::issue(&store, node_id, now, self.config.nonce_ttl_secs)?;
+        let (node, ttl) = (node_id.to_owned(), self.config.nonce_ttl_secs);
+        let prune = self.nonces_pruned_at.load(Ordering::Relaxed) < now.saturating_sub(60);
+        if prune {
+            self.nonces_pruned_at.store(now, Ordering::Relaxed);
+        }
+        let nonce = self.store.write(move |store| {
+            if prune {
+                nonce::prune(store, now)?;
+            }
+            Ok(nonce::issue(store, &node, now, ttl)?)
+        })?;
         let ima_offset = if self.config.ima_full_lists {
             0
         } else {
-            ima_offset(&store, node_id)?
+            self.store.read(|store| ima_offset(store, node_id))??
         };
         // PCR 10 is always quoted: IMA extends it, and its replay needs the quoted value.
         let mut pcrs = self.config.required_pcrs.clone();
@@ -399,18 +474,21 @@ impl Verifier {
         let nonce = issued_nonce.unwrap_or(&evidence.nonce);
         // The store is held only to read and to record: the evidence checks below (signatures,
         // replay, GPU chains) run outside the lock, concurrently with other appraisals.
-        let (nonce_outcome, recorded, group, stored_baseline, ima_stored) = {
-            let store = self.store()?;
-            // Freshness first: consuming the nonce makes any retry of this evidence a replay.
-            let nonce_outcome = nonce::consume(&store, nonce, node_id, now);
+        // Freshness first: consuming the nonce makes any retry of this evidence a replay.
+        let nonce_outcome = {
+            let (owned_nonce, node) = (nonce.to_vec(), node_id.to_owned());
+            self.store
+                .write(move |store| Ok(nonce::consume(store, &owned_nonce, &node, now)))?
+        };
+        let (recorded, group, stored_baseline, ima_stored) = self.store.read(|store| {
             let recorded = store.node(node_id)?;
             let group = recorded
                 .as_ref()
                 .map_or_else(|| "default".to_owned(), |r| r.group.clone());
             let stored_baseline = store.baseline_for_group(&group)?;
             let ima_stored = store.ima_state(node_id)?;
-            (nonce_outcome, recorded, group, stored_baseline, ima_stored)
-        };
+            Ok::<_, VerifierError>((recorded, group, stored_baseline, ima_stored))
+        })??;
         let mut phase_start = std::time::Instant::now();
         self.metrics
             .phase(Phase::Nonce, phase_start.duration_since(started));
@@ -443,6 +521,11 @@ impl Verifier {
             rims: self.rims.as_ref(),
             at: now,
             npu_roots: self.npu_roots.as_ref(),
+            nvidia: crate::evidence::gpu::NvidiaTrust {
+                device_roots: self.gpu_roots.device.as_deref(),
+                rim_roots: self.gpu_roots.rim.as_deref(),
+                caches: Some(&self.caches.gpu),
+            },
         };
         let outcome = check_evidence_with(
             nonce,
@@ -452,7 +535,9 @@ impl Verifier {
             ima_start.as_ref(),
         );
         if outcome.ima_stale {
-            self.store()?.delete_ima_state(node_id)?;
+            let node = node_id.to_owned();
+            self.store
+                .write(move |store| Ok(store.delete_ima_state(&node)?))?;
             if matches!(origin, Origin::Pulled(_)) {
                 let why = outcome
                     .checks
@@ -533,7 +618,7 @@ impl Verifier {
         );
         let mut required_files: Vec<baseline::ima::RequiredFile> = Vec::new();
         let appraisal = match stored_baseline {
-            Some(stored) => match compile_stored(&stored) {
+            Some(stored) => match self.caches.baselines.compile(&stored) {
                 Ok(baseline) => {
                     required_files = baseline
                         .rules
@@ -614,12 +699,15 @@ impl Verifier {
             .phase(Phase::Appraisal, now_instant.duration_since(phase_start));
         phase_start = now_instant;
 
-        let mut store = self.store()?;
-        let seq_before = store.latest_status_seq()?;
+        let result = serde_json::to_value(&report)
+            .map_err(|e| VerifierError::InvalidRequest(format!("report serialisation: {e}")))?;
+        let verdict = match report.verdict {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+        };
         // Trust on first use: record the AK only when everything else checked out.
-        if let (None, Verdict::Pass, Some(ak_public)) = (&recorded, report.verdict, ak_public_seen)
-        {
-            let inserted = store.insert_node(&NodeRecord {
+        let tofu_node = match (&recorded, report.verdict, ak_public_seen) {
+            (None, Verdict::Pass, Some(ak_public)) => Some(NodeRecord {
                 node_id: node_id.to_owned(),
                 ak_public,
                 ak_name: hex::decode(&report.ak_name).unwrap_or_default(),
@@ -633,43 +721,40 @@ impl Verifier {
                 group: "default".to_owned(),
                 registered_at: None,
                 status: crate::store::STATUS_UNKNOWN.to_owned(),
-            })?;
-            if !inserted {
-                // Another request recorded this node in the meantime: re-check against it.
-                return Err(VerifierError::InvalidRequest(
-                    "node was registered concurrently; retry".into(),
-                ));
-            }
-        }
-        let json = serde_json::to_string(&report)
-            .map_err(|e| VerifierError::InvalidRequest(format!("report serialisation: {e}")))?;
-        let verdict = match report.verdict {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
+            }),
+            _ => None,
         };
-        let evidence_bytes = prost::Message::encode_to_vec(evidence);
-        store.record_verdict(
+        // Serialising and encoding happen here, in parallel; the writer only inserts.
+        let prepared = crate::store::PreparedVerdict::new(
             node_id,
             nonce,
             now,
             verdict,
-            &json,
-            &evidence_bytes,
+            result,
+            prost::Message::encode_to_vec(evidence),
             attributable,
         )?;
-        if report.verdict == Verdict::Pass
-            && let Some(claims) = &report.host_claims
-        {
-            store.set_gpu_identities(node_id, &gpu_identities(claims).to_string())?;
-        }
-        // After the verdict is durable: a crash in between only costs a longer list next time.
-        // A list that did not check out leaves the stored state where it was, so the same
-        // entries are sent, and judged, again.
-        if attributable && let Some(state) = &ima_keep {
-            store.put_ima_state(node_id, &baseline_label, state, now)?;
-        }
-        let changes = status_changes_since(&store, seq_before);
-        drop(store);
+        let record = VerdictToRecord {
+            node_id: node_id.to_owned(),
+            verified_at: now,
+            prepared,
+            tofu_node,
+            gpu_identities: (report.verdict == Verdict::Pass)
+                .then(|| {
+                    report
+                        .host_claims
+                        .as_ref()
+                        .map(|c| gpu_identities(c).to_string())
+                })
+                .flatten(),
+            // After the verdict, in the same transaction: a list that did not check out
+            // leaves the stored state where it was, so the same entries are sent, and
+            // judged, again.
+            ima_state: ima_keep
+                .filter(|_| attributable)
+                .map(|state| (baseline_label.clone(), state)),
+        };
+        let changes = self.store.write(move |store| record.write(store))?;
         self.metrics.phase(Phase::Record, phase_start.elapsed());
         log_status_changes(changes);
         let failed: Vec<&str> = report
@@ -746,18 +831,25 @@ impl Verifier {
         };
         check_who_and_why(author, reason)?;
         let digest = baseline::content_digest(text);
-        Ok(self
-            .store()?
-            .put_baseline(&crate::store_baselines::NewBaseline {
-                name: &compiled.name,
+        let (name, body, author, reason) = (
+            compiled.name.clone(),
+            text.to_owned(),
+            author.to_owned(),
+            reason.to_owned(),
+        );
+        let rules = compiled.rules.len() as i64;
+        self.store.write(move |store| {
+            Ok(store.put_baseline(&crate::store_baselines::NewBaseline {
+                name: &name,
                 sha256: &digest,
-                body: text,
-                author,
-                reason,
+                body: &body,
+                author: &author,
+                reason: &reason,
                 signed_by: signed_by.as_deref(),
-                rules: compiled.rules.len() as i64,
+                rules,
                 time: now,
             })?)
+        })
     }
 
     /// Points node group `group` at baseline `name`.
@@ -774,9 +866,14 @@ impl Verifier {
             return Err(VerifierError::InvalidRequest("invalid group name".into()));
         }
         check_who_and_why(author, reason)?;
-        Ok(self
-            .store()?
-            .assign_baseline(group, name, author, reason, now)?)
+        let (group, name, author, reason) = (
+            group.to_owned(),
+            name.to_owned(),
+            author.to_owned(),
+            reason.to_owned(),
+        );
+        self.store
+            .write(move |store| Ok(store.assign_baseline(&group, &name, &author, &reason, now)?))
     }
 
     /// What-if: how every node's latest verdict would change under the proposed baseline
@@ -788,9 +885,46 @@ impl Verifier {
     ) -> Result<crate::impact::ImpactReport, VerifierError> {
         let compiled = baseline::parse_baseline("proposed baseline", text)
             .map_err(|e| VerifierError::Baseline(e.to_string()))?;
-        let store = self.store()?;
-        crate::impact::impact(&store, &compiled, &baseline::content_digest(text), group)
-            .map_err(VerifierError::from)
+        self.store.read(|store| {
+            crate::impact::impact(store, &compiled, &baseline::content_digest(text), group)
+                .map_err(VerifierError::from)
+        })?
+    }
+}
+
+/// Everything one verdict writes, owned, so the group-commit writer can record it.
+struct VerdictToRecord {
+    node_id: String,
+    verified_at: i64,
+    prepared: crate::store::PreparedVerdict,
+    /// The node to record by trust on first use, when the verdict passed for an unknown node.
+    tofu_node: Option<NodeRecord>,
+    gpu_identities: Option<String>,
+    /// `(baseline label, IMA state)` to continue from at the next attestation.
+    ima_state: Option<(String, ImaStart)>,
+}
+
+impl VerdictToRecord {
+    /// Records the verdict (with its audit entry), the node's new status, its GPU identities
+    /// and IMA state, in the caller's transaction; returns the status changes it caused.
+    fn write(self, store: &mut Store) -> Result<Vec<crate::store::StatusChange>, VerifierError> {
+        let seq_before = store.latest_status_seq()?;
+        if let Some(node) = &self.tofu_node
+            && !store.insert_node(node)?
+        {
+            // Another request recorded this node in the meantime: re-check against it.
+            return Err(VerifierError::InvalidRequest(
+                "node was registered concurrently; retry".into(),
+            ));
+        }
+        store.record_prepared_verdict(&self.prepared)?;
+        if let Some(identities) = &self.gpu_identities {
+            store.set_gpu_identities(&self.node_id, identities)?;
+        }
+        if let Some((label, state)) = &self.ima_state {
+            store.put_ima_state(&self.node_id, label, state, self.verified_at)?;
+        }
+        Ok(status_changes_since(store, seq_before))
     }
 }
 

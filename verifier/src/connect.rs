@@ -2,7 +2,9 @@
 //! mode, mutual TLS otherwise, with the client certificate of one role from a certificate
 //! directory as `vigil dev-certs` writes it (`ca.pem`, `<role>.pem`, `<role>-key.pem`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
@@ -16,20 +18,40 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct ClientTls {
     pub dir: PathBuf,
     pub role: Role,
+    /// Configurations already read from `dir`, by server host name: a verifier pulling from
+    /// a fleet reads and parses its certificate files once, not at every attestation.
+    configs: Arc<Mutex<HashMap<String, ClientTlsConfig>>>,
 }
+
+/// Most host names whose TLS configuration is remembered (cleared when full).
+const MAX_CACHED_CONFIGS: usize = 4096;
 
 impl ClientTls {
     pub fn new(dir: impl Into<PathBuf>, role: Role) -> Self {
         ClientTls {
             dir: dir.into(),
             role,
+            configs: Arc::default(),
         }
     }
 
     /// The TLS configuration for a server at `uri`: its name is checked against `uri`'s host.
     pub fn config_for(&self, uri: &str) -> Result<ClientTlsConfig, String> {
-        vigil_tls::client_tls_config_from_dir(&self.dir, self.role, host_of(uri))
-            .map_err(|e| format!("client certificate ({}): {e}", self.role.as_str()))
+        let host = host_of(uri);
+        if let Ok(configs) = self.configs.lock()
+            && let Some(config) = configs.get(host)
+        {
+            return Ok(config.clone());
+        }
+        let config = vigil_tls::client_tls_config_from_dir(&self.dir, self.role, host)
+            .map_err(|e| format!("client certificate ({}): {e}", self.role.as_str()))?;
+        if let Ok(mut configs) = self.configs.lock() {
+            if configs.len() >= MAX_CACHED_CONFIGS {
+                configs.clear();
+            }
+            configs.insert(host.to_owned(), config.clone());
+        }
+        Ok(config)
     }
 }
 

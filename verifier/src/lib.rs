@@ -5,6 +5,7 @@
 
 pub mod attest;
 pub mod baseline;
+pub mod baseline_cache;
 pub mod claims;
 pub mod connect;
 pub mod evidence;
@@ -21,4 +22,6 @@ pub mod result;
 pub mod service;
 pub mod store;
 pub mod store_baselines;
+pub mod store_pool;
+pub mod web;
 pub mod webhook;

@@ -145,6 +145,12 @@ struct StatusLabels {
     status: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+    outcome: &'static str,
+}
+
 /// A metric with one histogram per label value of a fixed set, all lock-free.
 #[derive(Debug, Clone)]
 struct Labelled<L: 'static> {
@@ -197,6 +203,9 @@ pub struct VerifierMetrics {
     poll_lag: Arc<AtomicHistogram>,
     nodes: Family<StatusLabels, Gauge>,
     audit_entries: Gauge,
+    store_commits: Counter,
+    store_writes: Counter,
+    cache_lookups: Family<CacheLabels, Counter>,
 }
 
 impl std::fmt::Debug for VerifierMetrics {
@@ -271,6 +280,24 @@ impl VerifierMetrics {
             "Entries in the audit log (read from the store when scraped)",
             audit_entries.clone(),
         );
+        let store_commits = Counter::default();
+        registry.register(
+            "vigil_store_commits",
+            "Durable commits of the store (one fsync each; group commit lets one carry many writes)",
+            store_commits.clone(),
+        );
+        let store_writes = Counter::default();
+        registry.register(
+            "vigil_store_writes",
+            "Writes (nonces, verdicts, registrations, baseline changes) carried by those commits",
+            store_writes.clone(),
+        );
+        let cache_lookups = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "vigil_cache_lookups",
+            "Lookups in the verification caches (device chains, RIMs, compiled baselines), by hit or miss",
+            cache_lookups.clone(),
+        );
         VerifierMetrics {
             registry,
             verdicts,
@@ -279,6 +306,9 @@ impl VerifierMetrics {
             poll_lag,
             nodes,
             audit_entries,
+            store_commits,
+            store_writes,
+            cache_lookups,
         }
     }
 
@@ -342,12 +372,38 @@ impl VerifierMetrics {
             .set(i64::try_from(audit_entries).unwrap_or(i64::MAX));
     }
 
+    /// Brings the store's commit counters up to the pool's totals (read when scraped).
+    pub fn set_commit_counts(&self, commits: u64, writes: u64) {
+        catch_up(&self.store_commits, commits);
+        catch_up(&self.store_writes, writes);
+    }
+
+    /// Brings one cache's hit and miss counters up to its totals (read when scraped).
+    pub fn set_cache_counts(&self, cache: &'static str, hits: u64, misses: u64) {
+        for (outcome, total) in [("hit", hits), ("miss", misses)] {
+            catch_up(
+                &self
+                    .cache_lookups
+                    .get_or_create(&CacheLabels { cache, outcome }),
+                total,
+            );
+        }
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+/// Raises a counter to `total` (counters only go up; totals kept elsewhere are copied in).
+fn catch_up(counter: &Counter, total: u64) {
+    let current = counter.get();
+    if total > current {
+        counter.inc_by(total - current);
     }
 }
 
@@ -424,6 +480,25 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_and_cache_totals_are_copied_in_and_never_go_down() {
+        let metrics = VerifierMetrics::new();
+        metrics.set_commit_counts(3, 40);
+        metrics.set_commit_counts(2, 10);
+        metrics.set_cache_counts("rim", 7, 1);
+        let text = metrics.encode();
+        assert!(text.contains("vigil_store_commits_total 3"), "{text}");
+        assert!(text.contains("vigil_store_writes_total 40"), "{text}");
+        assert!(
+            text.contains(r#"vigil_cache_lookups_total{cache="rim",outcome="hit"} 7"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"vigil_cache_lookups_total{cache="rim",outcome="miss"} 1"#),
+            "{text}"
+        );
+    }
 
     #[test]
     fn histograms_and_counters_are_encoded() {

@@ -47,9 +47,16 @@ pub fn issue(
         .fill(&mut nonce)
         .map_err(|_| NonceError::Store("system random generator failed".into()))?;
     store.insert_nonce(&nonce, node_id, now, now.saturating_add(ttl_secs))?;
-    // Keep the table small: nonces expired for a day can no longer be replayed usefully.
-    store.prune_nonces(now.saturating_sub(86_400))?;
     Ok(nonce)
+}
+
+/// How long a used or expired nonce is remembered, so a replay inside that window is
+/// reported as a replay rather than as an unknown nonce.
+pub const NONCE_MEMORY_SECS: i64 = 86_400;
+
+/// Keeps the table small: forgets nonces expired for longer than [`NONCE_MEMORY_SECS`].
+pub fn prune(store: &Store, now: i64) -> Result<usize, NonceError> {
+    Ok(store.prune_nonces(now.saturating_sub(NONCE_MEMORY_SECS))?)
 }
 
 /// Uses up `nonce` for `node_id` at `now`, or says exactly why it cannot be used.

@@ -41,11 +41,68 @@ pub fn endpoint_uri(address: &str) -> String {
     crate::connect::endpoint_uri(address, false)
 }
 
+/// Open channels to attesters, by URI, so that polling a fleet does not pay a TCP and TLS
+/// handshake per attestation (tonic reconnects a channel whose connection dropped). Bounded:
+/// cleared when full.
+#[derive(Debug, Default)]
+pub struct AttesterChannels {
+    channels: std::sync::Mutex<std::collections::HashMap<String, tonic::transport::Channel>>,
+}
+
+/// Most attester channels kept open.
+pub const MAX_ATTESTER_CHANNELS: usize = 4096;
+
+impl AttesterChannels {
+    fn get(&self, uri: &str) -> Option<tonic::transport::Channel> {
+        self.channels.lock().ok()?.get(uri).cloned()
+    }
+
+    fn put(&self, uri: &str, channel: tonic::transport::Channel) {
+        if let Ok(mut channels) = self.channels.lock() {
+            if channels.len() >= MAX_ATTESTER_CHANNELS {
+                channels.clear();
+            }
+            channels.insert(uri.to_owned(), channel);
+        }
+    }
+
+    /// Forgets the channel to `uri` after a failed call, so the next one connects afresh.
+    fn forget(&self, uri: &str) {
+        if let Ok(mut channels) = self.channels.lock() {
+            channels.remove(uri);
+        }
+    }
+}
+
+/// Like [`connect_attester`], reusing the verifier's open channel to `address` if it has one.
+async fn cached_attester(
+    verifier: &Verifier,
+    address: &str,
+) -> Result<(AttesterClient<tonic::transport::Channel>, String), PullError> {
+    let tls = verifier.client_tls();
+    let uri = crate::connect::endpoint_uri(address, tls.is_some());
+    if let Some(channel) = verifier.attester_channels().get(&uri) {
+        return Ok((attester_client(channel), uri));
+    }
+    let (channel, uri) = connect_channel(address, tls).await?;
+    verifier.attester_channels().put(&uri, channel.clone());
+    Ok((attester_client(channel), uri))
+}
+
 /// A client for the attester at `address` (mutual TLS with `tls`), and the URI used.
 pub async fn connect_attester(
     address: &str,
     tls: Option<&crate::connect::ClientTls>,
 ) -> Result<(AttesterClient<tonic::transport::Channel>, String), PullError> {
+    let (channel, uri) = connect_channel(address, tls).await?;
+    Ok((attester_client(channel), uri))
+}
+
+/// A connected channel to the attester at `address`, and the URI used.
+async fn connect_channel(
+    address: &str,
+    tls: Option<&crate::connect::ClientTls>,
+) -> Result<(tonic::transport::Channel, String), PullError> {
     let (endpoint, uri) =
         crate::connect::endpoint(address, tls).map_err(|reason| PullError::Address {
             address: address.to_owned(),
@@ -58,8 +115,13 @@ pub async fn connect_attester(
             &crate::connect::target(&uri, tls, crate::connect::ATTESTER_PEER),
         ),
     })?;
-    let client = AttesterClient::new(channel).max_decoding_message_size(MAX_EVIDENCE_BYTES);
-    Ok((client, uri))
+    Ok((channel, uri))
+}
+
+fn attester_client(
+    channel: tonic::transport::Channel,
+) -> AttesterClient<tonic::transport::Channel> {
+    AttesterClient::new(channel).max_decoding_message_size(MAX_EVIDENCE_BYTES)
 }
 
 /// Maps a failed attester call to an error naming the attester and the call; a transport
@@ -132,26 +194,35 @@ async fn attest_at(
     address: &str,
     expected: Option<&str>,
 ) -> Result<AttestationReport, PullError> {
-    let (mut client, uri) = connect_attester(address, verifier.client_tls()).await?;
-    let call_error = |call: &'static str| call_error(&uri, call);
-    let identity = client
-        .get_identity(GetIdentityRequest {})
-        .await
-        .map_err(call_error("GetIdentity"))?
-        .into_inner();
+    let (mut client, uri) = cached_attester(&verifier, address).await?;
+    let result = attest_with(&verifier, &mut client, &uri, address, expected).await;
+    if result.is_err() {
+        verifier.attester_channels().forget(&uri);
+    }
+    result
+}
+
+async fn attest_with(
+    verifier: &Arc<Verifier>,
+    client: &mut AttesterClient<tonic::transport::Channel>,
+    uri: &str,
+    address: &str,
+    expected: Option<&str>,
+) -> Result<AttestationReport, PullError> {
+    let call_error = |call: &'static str| call_error(uri, call);
+    // A registered node is challenged under its registered name, whatever the host there
+    // calls itself (its evidence names it, and `node.id` fails on a mismatch), so only an
+    // unregistered host is asked who it is.
     let node_id = match expected {
-        Some(expected) => {
-            if identity.node_id != expected {
-                tracing::warn!(
-                    node = %expected,
-                    address = %address,
-                    reported = %identity.node_id,
-                    "the attester at a node's registered address reports another node id"
-                );
-            }
-            expected.to_owned()
+        Some(expected) => expected.to_owned(),
+        None => {
+            client
+                .get_identity(GetIdentityRequest {})
+                .await
+                .map_err(call_error("GetIdentity"))?
+                .into_inner()
+                .node_id
         }
-        None => identity.node_id,
     };
     // At most twice: a host that rebooted since the verifier's last look sends IMA entries
     // the verifier cannot continue from; the second challenge then asks for the whole list.
@@ -159,7 +230,7 @@ async fn attest_at(
     loop {
         attempt += 1;
         let challenge = {
-            let verifier = Arc::clone(&verifier);
+            let verifier = Arc::clone(verifier);
             let node_id = node_id.clone();
             tokio::task::spawn_blocking(move || verifier.challenge(&node_id, unix_now()))
                 .await
@@ -176,7 +247,7 @@ async fn attest_at(
             .into_inner();
         let origin = Origin::Pulled(address.to_owned());
         let appraised = {
-            let verifier = Arc::clone(&verifier);
+            let verifier = Arc::clone(verifier);
             let node_id = node_id.clone();
             tokio::task::spawn_blocking(move || {
                 verifier.appraise(

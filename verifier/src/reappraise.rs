@@ -130,6 +130,7 @@ pub fn reappraise(
         rims: None,
         at: entry.time,
         npu_roots,
+        nvidia: Default::default(),
     };
     // An incremental IMA list is replayed from the state its verdict recorded.
     let ima_start: Option<crate::evidence::ima::ImaStart> =

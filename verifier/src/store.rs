@@ -30,6 +30,10 @@ pub enum StoreError {
     InUse { path: String, lock: String },
     #[error("{path}: {reason}")]
     Lock { path: String, reason: String },
+    /// The transaction carrying a group of writes did not begin or commit: none of them is
+    /// recorded, and none was acknowledged.
+    #[error("database commit failed, the write is not recorded: {reason}")]
+    Commit { reason: String },
 }
 
 /// An exclusive claim on a database file for one server process, held until dropped. Two
@@ -234,7 +238,7 @@ pub struct StatusChange {
 
 /// Records a status change for `node_id` if its status differs from `new_status`.
 fn change_status(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     node_id: &str,
     new_status: &str,
     reason: &str,
@@ -370,9 +374,77 @@ pub(crate) fn verdict_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Verd
     })
 }
 
+/// A verdict with everything that does not need the database done beforehand: the result as
+/// JSON text, the evidence digest, and the audit entry's canonical body. The body is a JSON
+/// object whose last member, in canonical (sorted) order, is `verdict_id`, which only the
+/// insert knows; it is appended to the prepared prefix then.
+pub struct PreparedVerdict {
+    node_id: String,
+    nonce: Vec<u8>,
+    verified_at: i64,
+    verdict: String,
+    result_json: String,
+    evidence: Vec<u8>,
+    evidence_digest: String,
+    speaks_for_node: bool,
+    /// Canonical JSON of the audit body without `verdict_id`, less its closing brace.
+    body_prefix: Vec<u8>,
+}
+
+impl PreparedVerdict {
+    /// Serialises `result` and encodes the audit body (`claimed_identity`, `evidence`,
+    /// `nonce`, `result`, `verdict`; `verdict_id` comes at recording).
+    pub fn new(
+        node_id: &str,
+        nonce: &[u8],
+        verified_at: i64,
+        verdict: &str,
+        result: serde_json::Value,
+        evidence: Vec<u8>,
+        speaks_for_node: bool,
+    ) -> Result<Self, StoreError> {
+        let result_json = serde_json::to_string(&result).map_err(|e| StoreError::Commit {
+            reason: format!("the result does not serialise: {e}"),
+        })?;
+        let evidence_digest = vigil_audit::blob_digest(&evidence);
+        let body = serde_json::json!({
+            "verdict": verdict,
+            "nonce": hex::encode(nonce),
+            "evidence": format!("sha256:{evidence_digest}"),
+            "claimed_identity": !speaks_for_node,
+            "result": result,
+        });
+        let mut body_prefix =
+            vigil_audit::entry::canonical_json(&body).map_err(vigil_audit::AuditError::from)?;
+        // Canonical JSON of an object ends with its closing brace.
+        body_prefix.pop();
+        Ok(PreparedVerdict {
+            node_id: node_id.to_owned(),
+            nonce: nonce.to_vec(),
+            verified_at,
+            verdict: verdict.to_owned(),
+            result_json,
+            evidence,
+            evidence_digest,
+            speaks_for_node,
+            body_prefix,
+        })
+    }
+
+    /// The canonical audit body with `verdict_id` (sorted last: "verdict" < "verdict_id").
+    fn body_with_id(&self, id: i64) -> Vec<u8> {
+        let mut body = Vec::with_capacity(self.body_prefix.len() + 24);
+        body.extend_from_slice(&self.body_prefix);
+        body.extend_from_slice(format!(",\"verdict_id\":{id}}}").as_bytes());
+        body
+    }
+}
+
 pub struct Store {
     pub(crate) connection: Connection,
-    pub(crate) audit_key: vigil_audit::AuditSigningKey,
+    pub(crate) audit_key: std::sync::Arc<vigil_audit::AuditSigningKey>,
+    /// The database file (`None` in memory), so more connections can read it.
+    path: Option<std::path::PathBuf>,
 }
 
 /// Name of this verifier's audit log in checkpoints, and of its signing key.
@@ -418,7 +490,39 @@ impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let connection = Connection::open(path).map_err(db("open"))?;
-        Self::prepare(connection, Some(&audit_key_path(path)))
+        let mut store = Self::prepare(connection, Some(&audit_key_path(path)))?;
+        store.path = Some(path.to_path_buf());
+        Ok(store)
+    }
+
+    /// Another connection to the database at `path`, for reading only (`query_only`: a
+    /// write through it is an error, not a second writer). WAL lets it read beside the writer.
+    pub fn open_reader(
+        path: &Path,
+        audit_key: std::sync::Arc<vigil_audit::AuditSigningKey>,
+    ) -> Result<Self, StoreError> {
+        let connection = Connection::open(path).map_err(db("open reader"))?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(db("set busy timeout"))?;
+        connection
+            .pragma_update(None, "query_only", true)
+            .map_err(db("set query_only"))?;
+        Ok(Store {
+            connection,
+            audit_key,
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    /// The database file, `None` for an in-memory store.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The audit signing key, shared with read connections (which only publish its public half).
+    pub fn shared_audit_key(&self) -> std::sync::Arc<vigil_audit::AuditSigningKey> {
+        std::sync::Arc::clone(&self.audit_key)
     }
 
     /// An in-memory store, for tests and offline one-shot checks.
@@ -450,7 +554,7 @@ impl Store {
             });
         }
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = connection.transaction().map_err(db("begin migration"))?;
+            let tx = connection.savepoint().map_err(db("begin migration"))?;
             tx.execute_batch(migration).map_err(db("migrate schema"))?;
             tx.pragma_update(None, "user_version", index as i64 + 1)
                 .map_err(db("record schema version"))?;
@@ -460,7 +564,8 @@ impl Store {
         let audit_key = load_or_create_audit_key(audit_key)?;
         Ok(Store {
             connection,
-            audit_key,
+            audit_key: std::sync::Arc::new(audit_key),
+            path: None,
         })
     }
 
@@ -477,7 +582,7 @@ impl Store {
     /// Appends `entry` (and `blobs`) to the audit log inside `tx` and signs a checkpoint, so
     /// every acknowledged change is covered by a signed tree head.
     pub(crate) fn audit(
-        tx: &rusqlite::Transaction<'_>,
+        tx: &Connection,
         key: &vigil_audit::AuditSigningKey,
         entry: &vigil_audit::AuditEntry,
     ) -> Result<u64, StoreError> {
@@ -490,7 +595,7 @@ impl Store {
     pub fn record_event(&mut self, entry: &vigil_audit::AuditEntry) -> Result<u64, StoreError> {
         let tx = self
             .connection
-            .transaction()
+            .savepoint()
             .map_err(db("begin audit entry"))?;
         let index = Self::audit(&tx, &self.audit_key, entry)?;
         tx.commit().map_err(db("commit audit entry"))?;
@@ -596,7 +701,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self
             .connection
-            .transaction()
+            .savepoint()
             .map_err(db("begin node replace"))?;
         tx.execute(
             "DELETE FROM nodes WHERE node_id = ?1",
@@ -620,7 +725,7 @@ impl Store {
     pub fn remove_node(&mut self, node_id: &str, time: i64) -> Result<bool, StoreError> {
         let tx = self
             .connection
-            .transaction()
+            .savepoint()
             .map_err(db("begin node removal"))?;
         let changed = tx
             .execute("DELETE FROM nodes WHERE node_id = ?1", params![node_id])
@@ -655,56 +760,81 @@ impl Store {
         evidence: &[u8],
         speaks_for_node: bool,
     ) -> Result<i64, StoreError> {
-        let tx = self.connection.transaction().map_err(db("begin verdict"))?;
+        let result: serde_json::Value =
+            serde_json::from_str(result_json).unwrap_or(serde_json::Value::Null);
+        let prepared = PreparedVerdict::new(
+            node_id,
+            nonce,
+            verified_at,
+            verdict,
+            result,
+            evidence.to_vec(),
+            speaks_for_node,
+        )?;
+        self.record_prepared_verdict(&prepared)
+    }
+
+    /// Records a verdict prepared by [`PreparedVerdict::new`]: only inserts, the audit append
+    /// and its checkpoint remain, so the writer spends its time on the database alone.
+    pub fn record_prepared_verdict(
+        &mut self,
+        verdict: &PreparedVerdict,
+    ) -> Result<i64, StoreError> {
+        let tx = self.connection.savepoint().map_err(db("begin verdict"))?;
         tx.execute(
             "INSERT INTO verdicts (node_id, nonce, verified_at, verdict, result_json)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![node_id, nonce, verified_at, verdict, result_json],
+            params![
+                verdict.node_id,
+                verdict.nonce,
+                verdict.verified_at,
+                verdict.verdict,
+                verdict.result_json
+            ],
         )
         .map_err(db("record verdict"))?;
         let id = tx.last_insert_rowid();
-        if speaks_for_node {
+        if verdict.speaks_for_node {
             tx.execute(
                 "UPDATE nodes SET last_verdict = ?2, last_seen = ?3 WHERE node_id = ?1",
-                params![node_id, verdict, verified_at],
+                params![verdict.node_id, verdict.verdict, verdict.verified_at],
             )
             .map_err(db("update node verdict"))?;
-            let new_status = if verdict == "pass" {
+            let new_status = if verdict.verdict == "pass" {
                 STATUS_TRUSTED
             } else {
                 STATUS_UNTRUSTED
             };
             change_status(
                 &tx,
-                node_id,
+                &verdict.node_id,
                 new_status,
-                &format!("verdict {verdict}"),
-                verified_at,
-                result_json,
+                &format!("verdict {}", verdict.verdict),
+                verdict.verified_at,
+                &verdict.result_json,
             )?;
         }
-        let evidence_digest = vigil_audit::put_blob(&tx, evidence)?;
+        vigil_audit::put_blob(&tx, &verdict.evidence)?;
         tx.execute(
             "UPDATE verdicts SET evidence = ?2 WHERE id = ?1",
-            params![id, evidence_digest],
+            params![id, verdict.evidence_digest],
         )
         .map_err(db("record verdict evidence"))?;
-        let result: serde_json::Value =
-            serde_json::from_str(result_json).unwrap_or(serde_json::Value::Null);
-        let entry = vigil_audit::AuditEntry {
-            kind: "verdict".to_owned(),
-            time: verified_at,
-            subject: node_id.to_owned(),
-            body: serde_json::json!({
-                "verdict": verdict,
-                "verdict_id": id,
-                "nonce": hex::encode(nonce),
-                "evidence": format!("sha256:{evidence_digest}"),
-                "claimed_identity": !speaks_for_node,
-                "result": result,
-            }),
-        };
-        Self::audit(&tx, &self.audit_key, &entry)?;
+        let encoding = vigil_audit::AuditEntry::encode_parts(
+            "verdict",
+            verdict.verified_at,
+            &verdict.node_id,
+            &verdict.body_with_id(id),
+        )
+        .map_err(vigil_audit::AuditError::from)?;
+        vigil_audit::append_encoded(
+            &tx,
+            "verdict",
+            verdict.verified_at,
+            &verdict.node_id,
+            &encoding,
+        )?;
+        vigil_audit::checkpoint(&tx, &self.audit_key, AUDIT_ORIGIN, verdict.verified_at)?;
         tx.commit().map_err(db("commit verdict"))?;
         Ok(id)
     }
@@ -718,7 +848,7 @@ impl Store {
     pub fn prune_evidence(&mut self, cutoff: i64, now: i64) -> Result<PruneReport, StoreError> {
         let tx = self
             .connection
-            .transaction()
+            .savepoint()
             .map_err(db("begin evidence prune"))?;
         backfill_verdict_evidence(&tx)?;
         let old_digests = |newer: bool| -> Result<Vec<String>, StoreError> {
@@ -809,7 +939,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self
             .connection
-            .transaction()
+            .savepoint()
             .map_err(db("begin status change"))?;
         change_status(&tx, node_id, STATUS_UNKNOWN, reason, time, "null")?;
         tx.commit().map_err(db("commit status change"))
@@ -938,7 +1068,7 @@ impl Store {
 
 /// Fills in `verdicts.evidence` for verdicts recorded before the column existed, from their
 /// audit entries (`verdict_id` -> `evidence`). Verdicts without one stay NULL: never pruned.
-fn backfill_verdict_evidence(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+fn backfill_verdict_evidence(tx: &Connection) -> Result<(), StoreError> {
     let missing: i64 = tx
         .query_row(
             "SELECT COUNT(*) FROM verdicts WHERE evidence IS NULL",
@@ -989,6 +1119,45 @@ mod tests {
         drop(first);
         lock_for_serving(&db).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_prepared_verdict_is_audited_exactly_as_the_whole_entry_would_encode() {
+        let mut store = Store::in_memory().unwrap();
+        let result = serde_json::json!({"status": "affirming", "claims": ["a\"b", {"z": 1, "a": [true, null]}]});
+        let prepared = PreparedVerdict::new(
+            "node-1",
+            &[9; 32],
+            1_700_000_000,
+            "pass",
+            result.clone(),
+            b"evidence".to_vec(),
+            true,
+        )
+        .unwrap();
+        let id = store.record_prepared_verdict(&prepared).unwrap();
+        let stored = vigil_audit::get_entry(&store.connection, 0)
+            .unwrap()
+            .unwrap();
+        let expected = vigil_audit::AuditEntry {
+            kind: "verdict".to_owned(),
+            time: 1_700_000_000,
+            subject: "node-1".to_owned(),
+            body: serde_json::json!({
+                "verdict": "pass",
+                "verdict_id": id,
+                "nonce": hex::encode([9u8; 32]),
+                "evidence": format!("sha256:{}", vigil_audit::blob_digest(b"evidence")),
+                "claimed_identity": false,
+                "result": result,
+            }),
+        };
+        assert_eq!(stored.entry, expected);
+        assert_eq!(
+            stored.leaf_hash,
+            vigil_audit::merkle::leaf_hash(&expected.encode().unwrap())
+        );
+        vigil_audit::verify_log(&store.connection, &[store.audit_public_key()]).unwrap();
     }
 
     fn verdict(store: &mut Store, node: &str, time: i64, evidence: &[u8]) {

@@ -83,10 +83,7 @@ impl Store {
         {
             return Ok(latest);
         }
-        let tx = self
-            .connection
-            .transaction()
-            .map_err(db("begin baseline"))?;
+        let tx = self.connection.savepoint().map_err(db("begin baseline"))?;
         let version: i64 = tx
             .query_row(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM baselines WHERE name = ?1",
@@ -186,7 +183,7 @@ impl Store {
         };
         let tx = self
             .connection
-            .transaction()
+            .savepoint()
             .map_err(db("begin assignment"))?;
         tx.execute(
             "INSERT INTO group_baselines (node_group, baseline, assigned_at, author, reason)

@@ -111,22 +111,12 @@ fn ec_key() -> EcdsaKeyPair {
     let rng = SystemRandom::new();
     let pkcs8 =
         EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-    EcdsaKeyPair::from_pkcs8(
-        &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-        pkcs8.as_ref(),
-        &rng,
-    )
-    .unwrap()
+    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).unwrap()
 }
 
 /// The same key, for the fixed-width (r || s) signatures TPMT_SIGNATURE carries.
 fn fixed_signer(key: &Pkcs8Key) -> EcdsaKeyPair {
-    EcdsaKeyPair::from_pkcs8(
-        &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        &key.pkcs8,
-        &SystemRandom::new(),
-    )
-    .unwrap()
+    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &key.pkcs8).unwrap()
 }
 
 struct Pkcs8Key {
@@ -141,7 +131,7 @@ fn pkcs8_key() -> Pkcs8Key {
         .as_ref()
         .to_vec();
     let asn1 =
-        EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8, &rng).unwrap();
+        EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8).unwrap();
     Pkcs8Key { pkcs8, asn1 }
 }
 
@@ -238,7 +228,7 @@ struct Iak {
 fn issue_iak(ca: &Hierarchy, key: IakKey, not_after: i64) -> Iak {
     let spki = match &key {
         IakKey::Ecc(k) => ec_spki(k.asn1.public_key().as_ref()),
-        IakKey::Rsa(k) => rsa_spki(k.public().as_ref()),
+        IakKey::Rsa(k) => rsa_spki(k.public_key().as_ref()),
     };
     let cert = certificate(
         &CertSpec {
@@ -429,7 +419,7 @@ fn sign(iak: &Iak, message: &[u8]) -> Vec<u8> {
             }
         }
         IakKey::Rsa(key) => {
-            let mut sig = vec![0u8; key.public().modulus_len()];
+            let mut sig = vec![0u8; key.public_modulus_len()];
             key.sign(&signature::RSA_PKCS1_SHA256, &rng, message, &mut sig)
                 .unwrap();
             out.extend(0x0014u16.to_be_bytes());

@@ -46,6 +46,7 @@ fn claims_of(gpus: &[GpuEvidence]) -> (Vec<vigil_verifier::report::Check>, Claim
         rims: None,
         at: 0,
         npu_roots: None,
+        nvidia: Default::default(),
     };
     let checks = check_gpus(&[7; 32], gpus, &context, true, &mut claims);
     (checks, claims)
@@ -103,6 +104,7 @@ fn host_reported_inventory_is_the_hosts_word_bound_by_the_quote() {
             rims: None,
             at: 0,
             npu_roots: None,
+            nvidia: Default::default(),
         },
         false,
         &mut unbound,

@@ -18,6 +18,12 @@ pub fn is_digest(text: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The digest [`put_blob`] stores `bytes` under (SHA-256, lowercase hex), for entry bodies
+/// made before the blob is stored.
+pub fn blob_digest(bytes: &[u8]) -> String {
+    hex::encode(sha256(bytes))
+}
+
 /// Stores `bytes` (once; identical bytes are deduplicated) and returns their
 /// SHA-256 digest in lowercase hex.
 pub fn put_blob(conn: &Connection, bytes: &[u8]) -> Result<String, AuditError> {
@@ -27,7 +33,7 @@ pub fn put_blob(conn: &Connection, bytes: &[u8]) -> Result<String, AuditError> {
             max: MAX_BLOB_BYTES,
         });
     }
-    let digest = hex::encode(sha256(bytes));
+    let digest = blob_digest(bytes);
     conn.prepare_cached("INSERT OR IGNORE INTO audit_blob (digest, data) VALUES (?1, ?2)")?
         .execute(params![digest, bytes])?;
     Ok(digest)

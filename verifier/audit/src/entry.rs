@@ -87,15 +87,28 @@ pub enum EncodingError {
 impl AuditEntry {
     /// The canonical encoding (module docs); this is what the leaf hash covers.
     pub fn encode(&self) -> Result<Vec<u8>, EncodingError> {
-        validate_kind(&self.kind)?;
-        check_len("subject", self.subject.len(), MAX_SUBJECT_BYTES)?;
         let body = canonical_json(&self.body)?;
-        let mut out = Vec::with_capacity(21 + self.kind.len() + self.subject.len() + body.len());
+        Self::encode_parts(&self.kind, self.time, &self.subject, &body)
+    }
+
+    /// The encoding of an entry whose body is already canonical JSON (from [`canonical_json`]),
+    /// so a caller can do the costly part before it holds the log. `canonical_body` must be
+    /// canonical: [`AuditEntry::decode`] refuses the entry otherwise.
+    pub fn encode_parts(
+        kind: &str,
+        time: i64,
+        subject: &str,
+        canonical_body: &[u8],
+    ) -> Result<Vec<u8>, EncodingError> {
+        validate_kind(kind)?;
+        check_len("subject", subject.len(), MAX_SUBJECT_BYTES)?;
+        check_len("body", canonical_body.len(), MAX_BODY_BYTES)?;
+        let mut out = Vec::with_capacity(21 + kind.len() + subject.len() + canonical_body.len());
         out.push(ENCODING_VERSION);
-        push_field(&mut out, self.kind.as_bytes());
-        out.extend_from_slice(&self.time.to_be_bytes());
-        push_field(&mut out, self.subject.as_bytes());
-        push_field(&mut out, &body);
+        push_field(&mut out, kind.as_bytes());
+        out.extend_from_slice(&time.to_be_bytes());
+        push_field(&mut out, subject.as_bytes());
+        push_field(&mut out, canonical_body);
         Ok(out)
     }
 

@@ -29,7 +29,7 @@ pub mod note;
 mod store;
 mod verify;
 
-pub use blob::{get_blob, put_blob};
+pub use blob::{blob_digest, get_blob, put_blob};
 pub use bundle::{Bundle, BundleError, BundleReport, export_bundle, verify_bundle};
 pub use entry::{AuditEntry, EncodingError};
 pub use error::AuditError;
@@ -42,8 +42,9 @@ pub use note::{
     generate_key, load_key, parse_checkpoint, verify_checkpoint,
 };
 pub use store::{
-    AppendReceipt, SCHEMA_VERSION, StoredEntry, append, checkpoint, consistency_proof, get_entry,
-    inclusion_proof, latest_checkpoint_note, migrate, read_entries, root_hash, tree_size,
+    AppendReceipt, SCHEMA_VERSION, StoredEntry, append, append_encoded, checkpoint,
+    consistency_proof, get_entry, inclusion_proof, latest_checkpoint_note, migrate, read_entries,
+    root_hash, tree_size,
 };
 pub use verify::{VerifyReport, verify_log};
 

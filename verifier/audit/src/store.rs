@@ -150,11 +150,24 @@ pub struct AppendReceipt {
 /// it completes). Does not commit the caller's transaction.
 pub fn append(conn: &Connection, entry: &AuditEntry) -> Result<AppendReceipt, AuditError> {
     let encoding = entry.encode()?;
+    append_encoded(conn, &entry.kind, entry.time, &entry.subject, &encoding)
+}
+
+/// Appends an entry already encoded by [`AuditEntry::encode_parts`] (whose `kind`, `time`
+/// and `subject` are given again for the query columns), so the encoding can be made before
+/// the caller holds the database.
+pub fn append_encoded(
+    conn: &Connection,
+    kind: &str,
+    time: i64,
+    subject: &str,
+    encoding: &[u8],
+) -> Result<AppendReceipt, AuditError> {
     atomically(conn, || {
         let index = tree_size(conn)?;
         conn.prepare_cached("INSERT INTO audit_entry (idx, kind, time, subject, encoding) VALUES (?1, ?2, ?3, ?4, ?5)")?
-            .execute(params![to_sql(index), entry.kind, entry.time, entry.subject, encoding])?;
-        let leaf = leaf_hash(&encoding);
+            .execute(params![to_sql(index), kind, time, subject, encoding])?;
+        let leaf = leaf_hash(encoding);
         let mut insert =
             conn.prepare_cached("INSERT INTO audit_node (level, idx, hash) VALUES (?1, ?2, ?3)")?;
         insert.execute(params![0, to_sql(index), leaf.as_slice()])?;

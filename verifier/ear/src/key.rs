@@ -64,10 +64,12 @@ impl ResultSigningKey {
     }
 
     fn from_pkcs8(pkcs8: &[u8], rng: SystemRandom, path: &Path) -> Result<Self, EarError> {
-        let key_pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
-            .map_err(|e| EarError::KeyRejected {
-                path: path.to_owned(),
-                reason: e.to_string(),
+        let key_pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).map_err(|e| {
+                EarError::KeyRejected {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                }
             })?;
         let jwk = Jwk::from_p256_point(key_pair.public_key().as_ref()).ok_or_else(|| {
             EarError::KeyRejected {

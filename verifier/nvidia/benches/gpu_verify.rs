@@ -1,8 +1,10 @@
 //! GPU evidence verification cost on NVIDIA's own Hopper sample: the whole check (report
 //! parse, device chain to the pinned root, P-384 report signature, FWID binding, nonce, and
 //! both RIMs' XML-DSig signatures, signer chains and the 33 golden measurements) with a cold
-//! and a warm device-chain cache, next to the same without RIMs, one RIM signature check
-//! alone and one bare report signature check (the unit cost).
+//! and a warm device-chain cache, then per GPU cold (no caches) and warm (device chain and
+//! RIMs cached, the fleet's steady state: one report signature left), next to the same
+//! without RIMs, one RIM signature check alone and one bare report signature check (the unit
+//! cost).
 //! `cargo bench -p vigil-nvidia --bench gpu_verify` (reads `$VIGIL_FIXTURES`, default
 //! `../shared/fixtures`; skipped when absent).
 
@@ -14,7 +16,7 @@ use vigil_nvidia::rim::check_rim_signature;
 use vigil_nvidia::roots::rim_root_der;
 use vigil_nvidia::signature::verify_report_signature;
 use vigil_nvidia::{
-    ChainCache, RimStore, Verdict, VerifyOptions, parse_report_input, parse_rfc3339,
+    ChainCache, GpuCaches, RimStore, Verdict, VerifyOptions, parse_report_input, parse_rfc3339,
     verify_gpu_evidence_with,
 };
 
@@ -74,6 +76,27 @@ fn bench(c: &mut Criterion) {
     group.bench_function("full verification with 2 RIMs, warm chain cache", |b| {
         b.iter(|| verify_gpu_evidence_with(black_box(&report), black_box(&chain), &warm))
     });
+    group.bench_function(
+        "per GPU cold: full verification with 2 RIMs, no caches",
+        |b| b.iter(|| verify_gpu_evidence_with(black_box(&report), black_box(&chain), &cold)),
+    );
+    let caches = GpuCaches::new();
+    let warm_all = cold.with_caches(&caches);
+    let first = verify_gpu_evidence_with(&report, &chain, &warm_all);
+    assert_eq!(first.verdict, Verdict::Pass);
+    assert_eq!((caches.chains.len(), caches.rims.len()), (1, 2));
+    group.bench_function(
+        "per GPU warm: full verification with 2 RIMs, chain + RIM caches",
+        |b| b.iter(|| verify_gpu_evidence_with(black_box(&report), black_box(&chain), &warm_all)),
+    );
+    // As the server receives it: raw SPDM bytes, no hex text to decode.
+    let raw = vigil_nvidia::input::decode_report_input(&report).unwrap();
+    group.bench_function(
+        "per GPU warm, raw report bytes: full verification with 2 RIMs, chain + RIM caches",
+        |b| b.iter(|| verify_gpu_evidence_with(black_box(&raw), black_box(&chain), &warm_all)),
+    );
+    let stats = (caches.chains.stats(), caches.rims.stats());
+    assert!(stats.0.hits > 0 && stats.1.hits > 0, "{stats:?}");
     let rim_root = rim_root_der();
     let check = check_rim_signature("driver", &driver_rim, &rim_root, at);
     assert!(check.signature.is_ok() && check.chain.is_ok());

@@ -5,13 +5,11 @@
 //! the pinned root itself or with a certificate the pinned root issued; any other root ends
 //! verification.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use serde::Serialize;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::*;
 
+use crate::cache::{CacheStats, DigestCache, digest_parts};
 use crate::time::format_rfc3339;
 
 /// Longest chain accepted (NVIDIA GPU chains have five certificates, RIM chains four).
@@ -100,6 +98,8 @@ pub enum ChainError {
     },
     #[error("chain ends at {subject}, which is neither the pinned root ({root}) nor issued by it")]
     UntrustedRoot { subject: String, root: String },
+    #[error("no trusted root is configured")]
+    NoRoots,
 }
 
 /// One certificate of a verified chain, for display and JSON.
@@ -397,29 +397,34 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
 /// Remembers chains that verified, keyed by the SHA-256 of root and certificates. A hit is
 /// used only when the verification time falls inside the chain's validity window, so the
 /// answer is the same as verifying again (the only time-dependent check is validity).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ChainCache {
-    entries: Mutex<HashMap<[u8; 32], VerifiedChain>>,
+    cache: DigestCache<VerifiedChain>,
 }
 
 /// Most chains remembered; the cache is cleared when full (fleets have few distinct chains
 /// per GPU model, and a miss only costs a verification).
 pub const MAX_CACHED_CHAINS: usize = 4096;
 
+impl Default for ChainCache {
+    fn default() -> Self {
+        Self::with_capacity(MAX_CACHED_CHAINS)
+    }
+}
+
 impl ChainCache {
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn key(chain: &[Vec<u8>], root_der: &[u8]) -> [u8; 32] {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        for der in std::iter::once(root_der).chain(chain.iter().map(Vec::as_slice)) {
-            ctx.update(&(der.len() as u64).to_be_bytes());
-            ctx.update(der);
+    pub fn with_capacity(capacity: usize) -> Self {
+        ChainCache {
+            cache: DigestCache::with_capacity(capacity),
         }
-        let mut out = [0u8; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
-        out
+    }
+
+    fn key(chain: &[Vec<u8>], root_der: &[u8]) -> [u8; 32] {
+        digest_parts(std::iter::once(root_der).chain(chain.iter().map(Vec::as_slice)))
     }
 
     /// Like [`verify_chain`], answering from the cache when it can.
@@ -430,28 +435,89 @@ impl ChainCache {
         at: i64,
     ) -> Result<VerifiedChain, ChainError> {
         let key = Self::key(chain, root_der);
-        if let Ok(entries) = self.entries.lock()
-            && let Some(hit) = entries.get(&key)
-            && hit.valid_from <= at
-            && at <= hit.valid_until
+        if let Some(hit) = self
+            .cache
+            .get(&key, |hit| hit.valid_from <= at && at <= hit.valid_until)
         {
-            return Ok(hit.clone());
+            return Ok(hit);
         }
         let verified = verify_chain(chain, root_der, at)?;
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_CACHED_CHAINS {
-                entries.clear();
-            }
-            entries.insert(key, verified.clone());
-        }
+        self.cache.insert(key, verified.clone());
         Ok(verified)
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().map(|e| e.len()).unwrap_or(0)
+        self.cache.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.cache.is_empty()
+    }
+
+    pub fn clear(&self) {
+        self.cache.clear();
+    }
+
+    /// Hits and misses so far.
+    pub fn stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+}
+
+/// Verifies `chain` to one of `roots` and says which. The candidates are the root the chain
+/// carries, else the roots named as the issuer of its last certificate; with none, the first
+/// root is tried so that the error says why the chain is not trusted.
+pub fn verify_chain_to_roots<'r>(
+    chain: &[Vec<u8>],
+    roots: &'r [Vec<u8>],
+    at: i64,
+    cache: Option<&ChainCache>,
+) -> Result<(VerifiedChain, &'r [u8]), ChainError> {
+    let verify = |root: &[u8]| match cache {
+        Some(cache) => cache.verify(chain, root, at),
+        None => verify_chain(chain, root, at),
+    };
+    let candidates = root_candidates(chain, roots);
+    let mut first_error = None;
+    for root in candidates {
+        match verify(root) {
+            Ok(verified) => return Ok((verified, root)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or(ChainError::NoRoots))
+}
+
+fn root_candidates<'r>(chain: &[Vec<u8>], roots: &'r [Vec<u8>]) -> Vec<&'r [u8]> {
+    if roots.len() <= 1 {
+        return roots.iter().map(Vec::as_slice).collect();
+    }
+    let Some(last) = chain.last() else {
+        return roots.iter().take(1).map(Vec::as_slice).collect();
+    };
+    let supplied: Vec<&[u8]> = roots
+        .iter()
+        .filter(|r| r.as_slice() == last.as_slice())
+        .map(Vec::as_slice)
+        .collect();
+    if !supplied.is_empty() {
+        return supplied;
+    }
+    let issuer = parse_cert(last, chain.len().saturating_sub(1))
+        .ok()
+        .map(|c| c.issuer().as_raw().to_vec());
+    let named: Vec<&[u8]> = roots
+        .iter()
+        .filter(|r| {
+            parse_cert(r, 0).is_ok_and(|root| Some(root.subject().as_raw()) == issuer.as_deref())
+        })
+        .map(Vec::as_slice)
+        .collect();
+    if named.is_empty() {
+        roots.iter().take(1).map(Vec::as_slice).collect()
+    } else {
+        named
     }
 }

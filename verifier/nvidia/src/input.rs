@@ -36,6 +36,26 @@ pub fn decode_report_input(input: &[u8]) -> Result<Vec<u8>, ReportError> {
     }
 }
 
+const INVALID: u8 = 0xff;
+
+/// The value of each hex digit byte, [`INVALID`] for every other byte (one lookup per
+/// character: reports arrive as ~9 KiB of hex text).
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
 /// Hex digits with any ASCII whitespace between them; an optional `0x` prefix.
 fn decode_hex_text(text: &[u8]) -> Result<Vec<u8>, ReportError> {
     if text.len() > MAX_REPORT_TEXT_BYTES {
@@ -59,16 +79,14 @@ fn decode_hex_text(text: &[u8]) -> Result<Vec<u8>, ReportError> {
         if c.is_ascii_whitespace() {
             continue;
         }
-        let nibble = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => {
+        let nibble = match HEX_VALUE.get(usize::from(c)).copied().unwrap_or(INVALID) {
+            INVALID => {
                 return Err(ReportError::BadHex {
                     offset: start + skip + i,
                     reason: format!("character {:?} is not a hex digit", char::from(c)),
                 });
             }
+            value => value,
         };
         match high.take() {
             None => high = Some(nibble),

@@ -15,9 +15,11 @@
 //! offsets; they decide nothing. [`verify_gpu_evidence`] runs every check and states the
 //! outcome as [`Claims`]; the caller's appraisal decides what is acceptable. Verification
 //! time is always a parameter. The trust anchors are the two NVIDIA roots in
-//! `certs/nvidia/`, embedded at build time ([`roots`]).
+//! `certs/nvidia/`, embedded at build time ([`roots`]), unless the caller configures others.
+//! Verified chains and RIM signatures can be remembered in [`GpuCaches`].
 
 pub mod base64;
+pub mod cache;
 pub mod chain;
 pub mod claims;
 mod der;
@@ -36,9 +38,10 @@ pub mod spdm;
 pub mod time;
 pub mod verify;
 
+pub use cache::{CacheStats, GpuCaches};
 pub use chain::{ChainCache, ChainError, VerifiedChain};
 pub use claims::{Claim, ClaimStatus, ClaimValue, Claims};
-pub use rim::{RimAppraisal, RimStore};
+pub use rim::{RimAppraisal, RimCache, RimStore};
 pub use spdm::{AttestationReport, ReportError, parse_report, parse_report_input};
 pub use time::{format_rfc3339, parse_rfc3339};
 pub use verify::{

@@ -9,13 +9,14 @@
 use serde::Serialize;
 use x509_parser::prelude::*;
 
-use crate::chain::{ChainCache, VerifiedChain, pem_certificates, verify_chain};
+use crate::cache::GpuCaches;
+use crate::chain::{ChainCache, VerifiedChain, pem_certificates, verify_chain_to_roots};
 use crate::claims::{ClaimStatus, ClaimValue, Claims};
 use crate::dice::{CertificateFwid, certificate_fwid};
 use crate::ocsp::{CertStatus, OcspError, check_ocsp_response};
 use crate::opaque::{EnableStatus, FeatureFlag, OpaqueNumbering};
-use crate::rim::{RimAppraisal, RimStore, appraise_report};
-use crate::roots::device_root_der;
+use crate::rim::{RimAppraisal, RimCache, RimOptions, RimStore, appraise_report_with};
+use crate::roots::pinned_device_roots;
 use crate::signature::verify_report_signature;
 use crate::spdm::{AttestationReport, NONCE_LEN, parse_report_input};
 use crate::time::format_rfc3339;
@@ -100,6 +101,11 @@ pub struct VerifyOptions<'a> {
     /// device chain below the root (except the per-boot leaf) needs one for revocation to be
     /// verified.
     pub ocsp_responses: &'a [Vec<u8>],
+    /// Trusted device identity roots (DER); `None`: NVIDIA's pinned root.
+    pub device_roots: Option<&'a [Vec<u8>]>,
+    /// Trusted RIM signing roots (DER), separate from the device roots; `None`: NVIDIA's.
+    pub rim_roots: Option<&'a [Vec<u8>]>,
+    pub rim_cache: Option<&'a RimCache>,
 }
 
 impl<'a> VerifyOptions<'a> {
@@ -111,6 +117,18 @@ impl<'a> VerifyOptions<'a> {
             at,
             chain_cache: None,
             ocsp_responses: &[],
+            device_roots: None,
+            rim_roots: None,
+            rim_cache: None,
+        }
+    }
+
+    /// The same options using both caches of `caches`.
+    pub fn with_caches(self, caches: &'a GpuCaches) -> Self {
+        VerifyOptions {
+            chain_cache: Some(&caches.chains),
+            rim_cache: Some(&caches.rims),
+            ..self
         }
     }
 }
@@ -204,16 +222,13 @@ pub fn verify_gpu_evidence_with(
         }
     };
 
-    // Certificate chain to the pinned device root.
-    let root = device_root_der();
-    let chain = certs.as_ref().map_err(|e| e.to_string()).and_then(|certs| {
-        match options.chain_cache {
-            Some(cache) => cache.verify(certs, &root, at),
-            None => verify_chain(certs, &root, at),
-        }
-        .map_err(|e| e.to_string())
+    // Certificate chain to a trusted device root (NVIDIA's unless configured).
+    let roots = options.device_roots.unwrap_or(pinned_device_roots());
+    let verified = certs.as_ref().map_err(|e| e.to_string()).and_then(|certs| {
+        verify_chain_to_roots(certs, roots, at, options.chain_cache).map_err(|e| e.to_string())
     });
-    match &chain {
+    let chain = verified.as_ref().map(|(c, _)| c);
+    match chain {
         Ok(c) => {
             let subjects: Vec<String> = c.certificates.iter().map(|s| s.subject.clone()).collect();
             claims.push(name("cert_chain.valid"), ClaimStatus::Verified, subjects);
@@ -236,8 +251,8 @@ pub fn verify_gpu_evidence_with(
             );
         }
     }
-    let (revocation, revocation_value) = match (&certs, &chain) {
-        (Ok(certs), Ok(_)) => revocation_status(certs, &root, options),
+    let (revocation, revocation_value) = match (&certs, &verified) {
+        (Ok(certs), Ok((_, root))) => revocation_status(certs, root, options),
         _ => (
             ClaimStatus::unknown("the chain did not verify"),
             ClaimValue::None,
@@ -331,7 +346,11 @@ pub fn verify_gpu_evidence_with(
     // Reference values.
     let rims = match (options.rims, report) {
         (Some(store), Some(r)) => {
-            let appraisal = appraise_report(store, r, device, at);
+            let rim_options = RimOptions {
+                roots: options.rim_roots,
+                cache: options.rim_cache,
+            };
+            let appraisal = appraise_report_with(store, r, device, at, &rim_options);
             for claim in appraisal.claims(p) {
                 claims.0.push(claim);
             }
@@ -356,16 +375,26 @@ pub fn verify_gpu_evidence_with(
     };
 
     let verdict = verdict_of(&claims, options.rims.is_some());
+    // Moved, not copied, into the result (a warm verification is short enough for copies of
+    // the report to show).
+    let (report, report_error) = match parsed {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let (certificate_chain, certificate_chain_error) = match verified {
+        Ok((c, _)) => (Some(c), None),
+        Err(e) => (None, Some(e)),
+    };
     GpuVerification {
         verified_at: format_rfc3339(at),
         verified_at_unix: at,
         device,
         verdict,
-        report: parsed.as_ref().ok().cloned(),
-        report_error: parsed.as_ref().err().map(|e| e.to_string()),
+        report,
+        report_error,
         leaf_certificate: leaf_info,
-        certificate_chain: chain.as_ref().ok().cloned(),
-        certificate_chain_error: chain.as_ref().err().cloned(),
+        certificate_chain,
+        certificate_chain_error,
         rims,
         claims,
     }

@@ -6,7 +6,9 @@ mod common;
 
 use common::forge::*;
 use common::*;
-use vigil_nvidia::chain::{ChainCache, ChainError, pem_certificates, verify_chain};
+use vigil_nvidia::chain::{
+    ChainCache, ChainError, pem_certificates, verify_chain, verify_chain_to_roots,
+};
 use vigil_nvidia::roots::{device_root_der, rim_root_der};
 
 const NOW: i64 = 1_780_000_000; // 2026-05-28
@@ -282,4 +284,38 @@ fn cache_answers_only_inside_the_validity_window() {
     // A different root is a different entry and fails.
     let other = issue(&Spec::ca("Other"), None);
     assert!(cache.verify(&chain, &other.der, NOW).is_err());
+}
+
+#[test]
+fn several_trusted_roots_pick_the_issuer_and_only_configured_ones_count() {
+    let a = issue(&Spec::ca("Root A"), None);
+    let (b, ica, leaf) = three_level(Spec::leaf("Leaf"), Spec::ca("ICA"));
+    let chain = vec![leaf.der.clone(), ica.der.clone()];
+    let both = vec![a.der.clone(), b.der.clone()];
+    let cache = ChainCache::new();
+    for cache in [None, Some(&cache)] {
+        let (verified, root) = verify_chain_to_roots(&chain, &both, NOW, cache).unwrap();
+        assert_eq!(root, b.der.as_slice());
+        assert_eq!(verified, verify_chain(&chain, &b.der, NOW).unwrap());
+        // The chain carrying its root: that root is the one used.
+        let carried = vec![leaf.der.clone(), ica.der.clone(), b.der.clone()];
+        let (_, root) = verify_chain_to_roots(&carried, &both, NOW, cache).unwrap();
+        assert_eq!(root, b.der.as_slice());
+        // Without B (even after B's chain was cached), nothing else vouches for it.
+        let only_a = vec![a.der.clone()];
+        assert!(matches!(
+            verify_chain_to_roots(&chain, &only_a, NOW, cache),
+            Err(ChainError::NameMismatch { .. } | ChainError::UntrustedRoot { .. })
+        ));
+        assert!(matches!(
+            verify_chain_to_roots(&chain, &[], NOW, cache),
+            Err(ChainError::NoRoots)
+        ));
+        // A root of the same name but another key is not B.
+        let impostor = vec![issue(&Spec::ca("Test Root"), None).der];
+        assert!(matches!(
+            verify_chain_to_roots(&chain, &impostor, NOW, cache),
+            Err(ChainError::BadSignature { .. })
+        ));
+    }
 }

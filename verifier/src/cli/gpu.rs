@@ -21,6 +21,14 @@ pub(crate) enum GpuCommand {
         /// Directory of RIMs (SWID tags); without it, measurements are not appraised.
         #[arg(long, env = "VIGIL_RIM_DIR")]
         rim_dir: Option<PathBuf>,
+        /// Directory of device identity root certificates (PEM/DER) trusted instead of
+        /// NVIDIA's pinned root.
+        #[arg(long, env = "VIGIL_GPU_ROOTS")]
+        gpu_roots: Option<PathBuf>,
+        /// Directory of RIM signing root certificates (PEM/DER) trusted instead of NVIDIA's
+        /// pinned RIM root.
+        #[arg(long, env = "VIGIL_RIM_ROOTS")]
+        rim_roots: Option<PathBuf>,
         /// The expected 32-byte nonce, hex.
         #[arg(long)]
         nonce: Option<String>,
@@ -35,6 +43,21 @@ pub(crate) enum GpuCommand {
         #[arg(long)]
         report: PathBuf,
     },
+}
+
+/// The roots of `--gpu-roots` and `--rim-roots`; each absent one keeps NVIDIA's pinned root.
+pub(crate) fn load_gpu_roots(
+    gpu_roots: Option<&std::path::Path>,
+    rim_roots: Option<&std::path::Path>,
+) -> Result<vigil_nvidia::roots::GpuRoots, AnyError> {
+    let load = |flag: &str, dir: Option<&std::path::Path>| {
+        dir.map(|dir| vigil_nvidia::roots::load_roots_dir(dir).map_err(|e| format!("{flag}: {e}")))
+            .transpose()
+    };
+    Ok(vigil_nvidia::roots::GpuRoots {
+        device: load("--gpu-roots", gpu_roots)?,
+        rim: load("--rim-roots", rim_roots)?,
+    })
 }
 
 /// Largest report or certificate chain file read.
@@ -66,10 +89,13 @@ pub(crate) fn gpu_command(command: GpuCommand) -> Result<Verdict, AnyError> {
             report,
             cert_chain,
             rim_dir,
+            gpu_roots,
+            rim_roots,
             nonce,
             at,
             json,
         } => {
+            let roots = load_gpu_roots(gpu_roots.as_deref(), rim_roots.as_deref())?;
             let report = read_bounded(&report)?;
             let chain = String::from_utf8(read_bounded(&cert_chain)?)
                 .map_err(|_| format!("{}: not PEM text", cert_chain.display()))?;
@@ -91,13 +117,14 @@ pub(crate) fn gpu_command(command: GpuCommand) -> Result<Verdict, AnyError> {
                         .map_err(|e| format!("{}: {e}", dir.display()))
                 })
                 .transpose()?;
-            let result = vigil_nvidia::verify_gpu_evidence(
-                &report,
-                &chain,
-                nonce.as_ref(),
-                rims.as_ref(),
-                at,
-            );
+            let options = vigil_nvidia::VerifyOptions {
+                expected_nonce: nonce.as_ref(),
+                rims: rims.as_ref(),
+                device_roots: roots.device.as_deref(),
+                rim_roots: roots.rim.as_deref(),
+                ..vigil_nvidia::VerifyOptions::at(at)
+            };
+            let result = vigil_nvidia::verify_gpu_evidence_with(&report, &chain, &options);
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
             } else {
@@ -110,5 +137,37 @@ pub(crate) fn gpu_command(command: GpuCommand) -> Result<Verdict, AnyError> {
                 _ => Verdict::Pass,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_flags_name_themselves_and_the_file_in_errors() {
+        let dir = std::env::temp_dir().join(format!("vigil-cli-roots-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = load_gpu_roots(Some(&dir), None).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--gpu-roots") && err.contains("no certificate"),
+            "{err}"
+        );
+        std::fs::write(dir.join("bad.pem"), "not a certificate").unwrap();
+        let err = load_gpu_roots(None, Some(&dir)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("--rim-roots") && err.contains("bad.pem"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.join("bad.pem"),
+            vigil_nvidia::roots::NVIDIA_RIM_ROOT_PEM,
+        )
+        .unwrap();
+        let roots = load_gpu_roots(None, Some(&dir)).unwrap();
+        assert_eq!(roots.device, None);
+        assert_eq!(roots.rim, Some(vec![vigil_nvidia::roots::rim_root_der()]));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

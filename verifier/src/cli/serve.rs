@@ -48,6 +48,11 @@ pub(crate) struct ServeArgs {
     /// `vigil audit reappraise` of such a verdict says its evidence was pruned.
     #[arg(long, env = "VIGIL_RETAIN_EVIDENCE", value_name = "DAYS")]
     retain_evidence: Option<u32>,
+    /// Serve the read-only web console (docs/console.md) at ADDR: mutual TLS with the
+    /// --tls-dir files, for auditor, admin and orchestrator certificates; with --dev,
+    /// plaintext on loopback only. Without it, no console.
+    #[arg(long, env = "VIGIL_WEB_LISTEN", value_name = "ADDR")]
+    web_listen: Option<String>,
 }
 
 #[derive(Args)]
@@ -98,6 +103,11 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), AnyError> {
             );
         }
     };
+    // The console's TLS files are checked before anything is created, like gRPC's.
+    let web_tls = match (&args.web_listen, &server_tls, &args.store.tls_dir) {
+        (Some(_), Some(_), Some(dir)) => Some(vigil_verifier::web::web_tls_config(dir)?),
+        _ => None,
+    };
     let webhook = args
         .webhook
         .as_deref()
@@ -123,6 +133,16 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), AnyError> {
                     .await
                     .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?,
             ),
+            None => None,
+        };
+        let web_listener = match &args.web_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} for the web console: {e}"))?;
+                // Refuses a non-loopback address in --dev before anything is created.
+                Some(vigil_verifier::web::WebListener::start(listener, web_tls)?)
+            }
             None => None,
         };
         // One server per database file: taken before the database is opened or created.
@@ -191,6 +211,26 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), AnyError> {
                 vigil_tls::RoleLayer::dev()
             }
         };
+        if let Some(web) = web_listener {
+            println!(
+                "vigil web console at {}://{}/ ({})",
+                if args.dev { "http" } else { "https" },
+                web.address(),
+                if args.dev {
+                    "DEV MODE: plaintext on loopback, no client authentication"
+                } else {
+                    "mutual TLS, auditor/admin/orchestrator certificates"
+                }
+            );
+            let web_verifier = Arc::clone(&verifier);
+            tokio::spawn(async move {
+                if let Err(error) =
+                    vigil_verifier::web::serve(web, web_verifier, shutdown_signal()).await
+                {
+                    tracing::error!(%error, "web console stopped");
+                }
+            });
+        }
         tracing::info!(
             event = "start",
             listen = %address,
@@ -226,7 +266,8 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), AnyError> {
                     .max_decoding_message_size(MAX_EVIDENCE_BYTES),
             )
             .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener),
+                // Small request/answer messages: Nagle's delay would dominate their latency.
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async {
                     shutdown_signal().await;
                     tracing::info!(event = "shutdown", "shutdown requested; finishing requests in flight");

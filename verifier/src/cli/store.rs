@@ -42,6 +42,14 @@ pub(crate) struct StoreArgs {
     /// Directory of NVIDIA RIMs (SWID tags) for GPU measurement comparison.
     #[arg(long, env = "VIGIL_RIM_DIR")]
     pub(crate) rim_dir: Option<PathBuf>,
+    /// Directory of GPU device identity root certificates (PEM/DER) trusted instead of
+    /// NVIDIA's pinned root (test fleets, private PKIs).
+    #[arg(long, env = "VIGIL_GPU_ROOTS")]
+    pub(crate) gpu_roots: Option<PathBuf>,
+    /// Directory of RIM signing root certificates (PEM/DER) trusted instead of NVIDIA's
+    /// pinned RIM root; separate from --gpu-roots.
+    #[arg(long, env = "VIGIL_RIM_ROOTS")]
+    pub(crate) rim_roots: Option<PathBuf>,
     /// Huawei CA certificates (PEM/DER) that Ascend NPU identity attestation keys must chain
     /// to; Vigil ships none.
     #[arg(long, env = "VIGIL_NPU_CA_DIR")]
@@ -69,6 +77,8 @@ impl StoreArgs {
             allow_no_baseline: false,
             full_ima_lists: false,
             rim_dir: None,
+            gpu_roots: None,
+            rim_roots: None,
             npu_ca_dir: None,
             baseline_keys: None,
             tls_dir: None,
@@ -107,6 +117,8 @@ pub(crate) fn check_store_paths(args: &StoreArgs) -> Result<(), AnyError> {
     }
     for (flag, dir) in [
         ("--rim-dir", &args.rim_dir),
+        ("--gpu-roots", &args.gpu_roots),
+        ("--rim-roots", &args.rim_roots),
         ("--npu-ca-dir", &args.npu_ca_dir),
         ("--tls-dir", &args.tls_dir),
     ] {
@@ -152,6 +164,11 @@ pub(crate) fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError>
         let rims =
             vigil_nvidia::RimStore::load_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         verifier = verifier.with_rims(rims);
+    }
+    if args.gpu_roots.is_some() || args.rim_roots.is_some() {
+        let roots =
+            super::gpu::load_gpu_roots(args.gpu_roots.as_deref(), args.rim_roots.as_deref())?;
+        verifier = verifier.with_gpu_roots(roots);
     }
     if let Some(dir) = &args.npu_ca_dir {
         let roots = vigil_verifier::evidence::ascend::AscendRoots::load_dir(dir)

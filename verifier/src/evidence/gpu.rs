@@ -38,6 +38,19 @@ pub struct GpuContext<'a> {
     /// CAs an Ascend NPU's IAK certificate must chain to (none shipped: operators configure
     /// Huawei's); without them Ascend attestation cannot verify.
     pub npu_roots: Option<&'a crate::evidence::ascend::AscendRoots>,
+    /// NVIDIA trust roots and verification caches (default: the pinned roots, no caches).
+    pub nvidia: NvidiaTrust<'a>,
+}
+
+/// Which roots NVIDIA evidence must chain to, and the caches shared by appraisals. Device and
+/// RIM roots are separate: a root trusted for one never authorises the other.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NvidiaTrust<'a> {
+    /// Device identity roots (DER); `None`: NVIDIA's pinned root.
+    pub device_roots: Option<&'a [Vec<u8>]>,
+    /// RIM signing roots (DER); `None`: NVIDIA's pinned root.
+    pub rim_roots: Option<&'a [Vec<u8>]>,
+    pub caches: Option<&'a vigil_nvidia::GpuCaches>,
 }
 
 /// Device-reported check claims: true when verified, false (with the reason) when the check
@@ -178,13 +191,18 @@ pub fn check_gpus(
             );
             continue;
         }
-        let verification = vigil_nvidia::verify_gpu_evidence(
-            &gpu.report,
-            &gpu.cert_chain_pem,
-            expected_nonce.as_ref(),
-            context.rims,
-            context.at,
-        );
+        let mut options = vigil_nvidia::VerifyOptions {
+            expected_nonce: expected_nonce.as_ref(),
+            rims: context.rims,
+            device_roots: context.nvidia.device_roots,
+            rim_roots: context.nvidia.rim_roots,
+            ..vigil_nvidia::VerifyOptions::at(context.at)
+        };
+        if let Some(caches) = context.nvidia.caches {
+            options = options.with_caches(caches);
+        }
+        let verification =
+            vigil_nvidia::verify_gpu_evidence_with(&gpu.report, &gpu.cert_chain_pem, &options);
         for (claim, check) in AUTHENTICITY {
             let name = check_name(check);
             match verification.claim(claim).map(|c| &c.status) {
@@ -257,7 +275,9 @@ fn describe(claim: &str) -> &'static str {
     match claim {
         "report_parsed" => "SPDM GET_MEASUREMENTS request and response parsed",
         "signature_verified" => "P-384 signature by the device key verifies",
-        "cert_chain.valid" => "device chain ends at the pinned NVIDIA root",
+        "cert_chain.valid" => {
+            "device chain ends at a trusted device root (NVIDIA's unless --gpu-roots)"
+        }
         "nonce_match" => "the report answers this verifier's nonce",
         _ => "verified",
     }
@@ -580,9 +600,119 @@ mod tests {
             rims: None,
             at: 0,
             npu_roots: None,
+            nvidia: NvidiaTrust::default(),
         };
         let checks = check_gpus(&[0; 32], gpus, &context, bound, &mut claims);
         (checks, claims)
+    }
+
+    /// NVIDIA's Hopper sample as a host would present it, if the fixtures are here.
+    fn hopper_sample() -> Option<(GpuEvidence, vigil_nvidia::RimStore)> {
+        let dir = std::env::var_os("VIGIL_FIXTURES")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures").into()
+            });
+        let samples = dir.join("nv-local-gpu-verifier-2.7.3/samples");
+        let (Ok(report), Ok(chain)) = (
+            std::fs::read(samples.join("hopperAttestationReport.txt")),
+            std::fs::read_to_string(samples.join("hopperCertChain.txt")),
+        ) else {
+            eprintln!("SKIPPED: fixtures not found at {}", dir.display());
+            return None;
+        };
+        let rims = vigil_nvidia::RimStore::load_dir(&dir.join("nvidia-rims-matching")).ok()?;
+        let gpu = GpuEvidence {
+            report,
+            cert_chain_pem: chain,
+            ..gpu(0)
+        };
+        Some((gpu, rims))
+    }
+
+    /// 2026-05-01, inside the sample's and its RIMs' validity.
+    const MAY: i64 = 1_777_593_600;
+    const SAMPLE_NONCE: &str = "931d8dd0add203ac3d8b4fbde75e115278eefcdceac5b87671a748f32364dfcb";
+
+    fn summary(checks: &[Check]) -> Vec<(String, bool, String)> {
+        checks
+            .iter()
+            .map(|c| (c.name.clone(), c.passed, c.detail.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_caches_and_roots_reach_gpu_verification() {
+        let Some((sample, rims)) = hopper_sample() else {
+            return;
+        };
+        let nonce = hex::decode(SAMPLE_NONCE).unwrap();
+        let caches = vigil_nvidia::GpuCaches::new();
+        let run = |nvidia: NvidiaTrust<'_>| {
+            let context = GpuContext {
+                rims: Some(&rims),
+                at: MAY,
+                npu_roots: None,
+                nvidia,
+            };
+            let mut claims = ClaimSet::default();
+            let checks = summary(&check_gpus(
+                &nonce,
+                std::slice::from_ref(&sample),
+                &context,
+                true,
+                &mut claims,
+            ));
+            let rim_chain = claims
+                .get("gpu[0].driver_rim.cert_chain.valid")
+                .and_then(|c| c.value.clone());
+            (checks, rim_chain)
+        };
+        let plain = run(NvidiaTrust::default());
+        assert!(failed_of(&plain.0).is_empty(), "{plain:?}");
+        assert_eq!(plain.1, Some(Value::Bool(true)));
+        let cached = NvidiaTrust {
+            caches: Some(&caches),
+            ..NvidiaTrust::default()
+        };
+        assert_eq!(run(cached), plain);
+        assert_eq!(run(cached), plain);
+        assert_eq!(caches.chains.stats().hits, 1);
+        assert_eq!(caches.rims.stats().hits, 2);
+        // A configured device root replaces NVIDIA's: the sample's chain no longer verifies,
+        // cached or not.
+        let other_root = vec![vigil_nvidia::roots::rim_root_der()];
+        for caches in [None, Some(&caches)] {
+            let (checks, _) = run(NvidiaTrust {
+                device_roots: Some(&other_root),
+                caches,
+                ..NvidiaTrust::default()
+            });
+            assert!(
+                failed_of(&checks)
+                    .iter()
+                    .any(|c| c.starts_with("gpu[0].cert_chain")),
+                "{checks:?}"
+            );
+        }
+        // A configured RIM root replaces NVIDIA's for the RIMs alone (NVIDIA's device root
+        // does not sign RIMs).
+        let device_root = vec![vigil_nvidia::roots::device_root_der()];
+        let (checks, rim_chain) = run(NvidiaTrust {
+            rim_roots: Some(&device_root),
+            caches: Some(&caches),
+            ..NvidiaTrust::default()
+        });
+        assert!(failed_of(&checks).is_empty(), "{checks:?}");
+        assert_eq!(rim_chain, Some(Value::Bool(false)));
+    }
+
+    fn failed_of(checks: &[(String, bool, String)]) -> Vec<String> {
+        checks
+            .iter()
+            .filter(|c| !c.1)
+            .map(|c| format!("{}: {}", c.0, c.2))
+            .collect()
     }
 
     fn failed(checks: &[Check]) -> Vec<String> {

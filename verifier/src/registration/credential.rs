@@ -262,8 +262,9 @@ fn ecdh_seed(
     peer.extend_from_slice(ek_y);
     let z = agreement::agree_ephemeral(
         ephemeral,
-        &agreement::UnparsedPublicKey::new(algorithm, &peer),
-        |z| z.to_vec(),
+        agreement::UnparsedPublicKey::new(algorithm, &peer),
+        (),
+        |z| Ok(z.to_vec()),
     )
     .map_err(|_| CredentialError::Encrypt("the EK's point is not on its curve".into()))?;
     let bits = (name_alg.digest_len() * 8) as u32;

@@ -165,8 +165,9 @@ mod tests {
             product: None,
             platform_manufacturer_id: None,
             platform_model: None,
-            measurements,
-            xml: String::new(),
+            measurements: measurements.into(),
+            xml: std::sync::Arc::from(""),
+            xml_sha256: [0; 32],
         }
     }
 

@@ -10,18 +10,23 @@ pub mod swid;
 pub mod xmldsig;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::cache::{CacheStats, DigestCache};
+use crate::chain::{ChainCache, verify_chain_to_roots};
 use crate::claims::{Claim, ClaimStatus, ClaimValue};
-use crate::roots::rim_root_der;
+use crate::roots::pinned_rim_roots;
 use crate::spdm::AttestationReport;
 use crate::verify::DeviceKind;
 pub use compare::{
     MeasurementComparison, MeasurementMismatch, RimMatchCount, compare_measurements,
 };
 pub use swid::{GoldenMeasurement, Rim, RimError, RimKind, parse_rim};
-pub use xmldsig::{RimSignatureCheck, XmlDsigError, check_rim_signature};
+pub use xmldsig::{
+    RimSignatureCheck, XmlDsigError, check_rim_signature, check_rim_signature_to_roots,
+};
 
 /// Most RIMs in a store.
 pub const MAX_RIMS: usize = 512;
@@ -218,6 +223,89 @@ pub struct RimAppraisal {
     pub comparison: MeasurementComparison,
 }
 
+/// Remembers RIMs whose XML-DSig signature verified (by the SHA-256 of the RIM text, with
+/// the signer's KeyInfo certificates) and their signer chains (a [`ChainCache`], keyed by
+/// root and certificates). The signature over fixed text does not depend on time or roots;
+/// the chain is looked up per root and used only inside its validity window, so a hit answers
+/// exactly as verifying again. NVIDIA RIMs carry no validity period of their own.
+#[derive(Debug)]
+pub struct RimCache {
+    cache: DigestCache<Arc<Vec<Vec<u8>>>>,
+    chains: ChainCache,
+}
+
+/// Most RIMs remembered (a fleet runs a few driver and VBIOS versions per GPU model).
+pub const MAX_CACHED_RIMS: usize = 1024;
+
+impl Default for RimCache {
+    fn default() -> Self {
+        Self::with_capacity(MAX_CACHED_RIMS)
+    }
+}
+
+impl RimCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most `capacity` RIMs and as many signer chains.
+    pub fn with_capacity(capacity: usize) -> Self {
+        RimCache {
+            cache: DigestCache::with_capacity(capacity),
+            chains: ChainCache::with_capacity(capacity),
+        }
+    }
+
+    /// Like [`check_rim_signature_to_roots`] on `rim`, answering from the cache when it can.
+    pub fn check(&self, rim: &Rim, roots: &[Vec<u8>], at: i64) -> RimSignatureCheck {
+        let key = *rim.xml_sha256();
+        if let Some(certificates) = self.cache.get(&key, |_| true) {
+            return RimSignatureCheck {
+                signature: Ok(()),
+                chain: verify_chain_to_roots(&certificates, roots, at, Some(&self.chains))
+                    .map(|(chain, _)| chain),
+            };
+        }
+        let (check, certificates) =
+            xmldsig::check_keeping_certificates(&rim.source, rim.xml(), roots, at, &self.chains);
+        if check.signature.is_ok() {
+            self.cache.insert(key, Arc::new(certificates));
+        }
+        check
+    }
+
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    pub fn clear(&self) {
+        self.cache.clear();
+        self.chains.clear();
+    }
+
+    /// Hits and misses of verified RIM signatures.
+    pub fn stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Hits and misses of verified RIM signer chains.
+    pub fn chain_stats(&self) -> CacheStats {
+        self.chains.stats()
+    }
+}
+
+/// Where RIM signers must chain to, and the cache to use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RimOptions<'a> {
+    /// Trusted RIM roots (DER); `None`: NVIDIA's pinned RIM root.
+    pub roots: Option<&'a [Vec<u8>]>,
+    pub cache: Option<&'a RimCache>,
+}
+
 /// Appraises `report` against the store at Unix time `at`.
 pub fn appraise_report(
     store: &RimStore,
@@ -225,8 +313,19 @@ pub fn appraise_report(
     device: DeviceKind,
     at: i64,
 ) -> RimAppraisal {
+    appraise_report_with(store, report, device, at, &RimOptions::default())
+}
+
+/// [`appraise_report`] with configured RIM roots and a cache.
+pub fn appraise_report_with(
+    store: &RimStore,
+    report: &AttestationReport,
+    device: DeviceKind,
+    at: i64,
+    options: &RimOptions<'_>,
+) -> RimAppraisal {
     let opaque = &report.response.opaque;
-    let root = rim_root_der();
+    let roots = options.roots.unwrap_or(pinned_rim_roots());
     let mut roles = vec![(RimRole::Vbios, opaque.vbios_version())];
     if !device.is_switch() {
         roles.insert(0, (RimRole::Driver, opaque.driver_version()));
@@ -255,9 +354,10 @@ pub fn appraise_report(
                 (Some(r), Some(v)) => r.version.eq_ignore_ascii_case(v),
                 _ => false,
             };
-            let signature = rim
-                .as_ref()
-                .map(|r| check_rim_signature(&r.source, r.xml(), &root, at));
+            let signature = rim.as_ref().map(|r| match options.cache {
+                Some(cache) => cache.check(r, roots, at),
+                None => check_rim_signature_to_roots(&r.source, r.xml(), roots, at),
+            });
             let device_match = rim
                 .as_ref()
                 .map_or(Ok(()), |r| device_match(r, device, role));

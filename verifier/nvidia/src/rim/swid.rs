@@ -67,6 +67,13 @@ pub struct GoldenMeasurement {
     pub alternatives: Vec<Vec<u8>>,
 }
 
+fn serialize_measurements<S: serde::Serializer>(
+    measurements: &std::sync::Arc<[GoldenMeasurement]>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(measurements.iter())
+}
+
 fn serialize_alternatives<S: serde::Serializer>(alts: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(alts.iter().map(hex::encode))
 }
@@ -83,9 +90,15 @@ pub struct Rim {
     pub product: Option<String>,
     pub platform_manufacturer_id: Option<String>,
     pub platform_model: Option<String>,
-    pub measurements: Vec<GoldenMeasurement>,
+    /// Shared, like the text: each appraisal's result carries the RIM it used.
+    #[serde(serialize_with = "serialize_measurements")]
+    pub measurements: std::sync::Arc<[GoldenMeasurement]>,
+    /// Shared, so that the copy in each appraisal's result does not copy the text.
     #[serde(skip)]
-    pub(crate) xml: String,
+    pub(crate) xml: std::sync::Arc<str>,
+    /// SHA-256 of `xml`, computed once so that cache lookups do not hash the text again.
+    #[serde(skip)]
+    pub(crate) xml_sha256: [u8; 32],
 }
 
 impl Rim {
@@ -95,6 +108,11 @@ impl Rim {
 
     pub fn xml(&self) -> &str {
         &self.xml
+    }
+
+    /// SHA-256 of the RIM text.
+    pub fn xml_sha256(&self) -> &[u8; 32] {
+        &self.xml_sha256
     }
 }
 
@@ -211,8 +229,9 @@ pub fn parse_rim(source: &str, xml: &str) -> Result<Rim, RimError> {
         product: meta.attribute("product").map(str::to_string),
         platform_manufacturer_id: tcg("PlatformManufacturerId"),
         platform_model: tcg("PlatformModel"),
-        measurements,
-        xml: xml.to_string(),
+        measurements: measurements.into(),
+        xml: std::sync::Arc::from(xml),
+        xml_sha256: crate::chain::sha256(xml.as_bytes()),
     })
 }
 

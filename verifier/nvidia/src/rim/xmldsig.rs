@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::c14n::{C14nError, canonicalize_document, canonicalize_subtree};
 use super::swid::{RimError, parse_xml};
 use crate::base64;
-use crate::chain::{ChainError, VerifiedChain, verify_chain};
+use crate::chain::{ChainCache, ChainError, VerifiedChain, verify_chain, verify_chain_to_roots};
 use crate::signature::{SignatureError, p384_public_key, verify_p384};
 
 pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -234,6 +234,43 @@ pub fn canonical_forms(source: &str, xml: &str) -> Result<(Vec<u8>, Vec<u8>), Xm
 
 /// Checks the signature of the RIM text and its signer chain to `root_der` at `at`.
 pub fn check_rim_signature(source: &str, xml: &str, root_der: &[u8], at: i64) -> RimSignatureCheck {
+    check_with(source, xml, |certs| verify_chain(certs, root_der, at))
+}
+
+/// Like [`check_rim_signature`], with the signer chain to any of `roots`.
+pub fn check_rim_signature_to_roots(
+    source: &str,
+    xml: &str,
+    roots: &[Vec<u8>],
+    at: i64,
+) -> RimSignatureCheck {
+    check_with(source, xml, |certs| {
+        verify_chain_to_roots(certs, roots, at, None).map(|(chain, _)| chain)
+    })
+}
+
+/// The check with the signer chain verified through `chains`, and the KeyInfo certificates
+/// (empty when the signature structure is unusable), for [`super::RimCache`].
+pub(crate) fn check_keeping_certificates(
+    source: &str,
+    xml: &str,
+    roots: &[Vec<u8>],
+    at: i64,
+    chains: &ChainCache,
+) -> (RimSignatureCheck, Vec<Vec<u8>>) {
+    let mut kept = Vec::new();
+    let check = check_with(source, xml, |certs| {
+        kept = certs.to_vec();
+        verify_chain_to_roots(certs, roots, at, Some(chains)).map(|(chain, _)| chain)
+    });
+    (check, kept)
+}
+
+fn check_with(
+    source: &str,
+    xml: &str,
+    chain_of: impl FnOnce(&[Vec<u8>]) -> Result<VerifiedChain, ChainError>,
+) -> RimSignatureCheck {
     let doc = match parse_xml(source, xml) {
         Ok(d) => d,
         Err(e) => {
@@ -258,7 +295,7 @@ pub fn check_rim_signature(source: &str, xml: &str, root_der: &[u8], at: i64) ->
             };
         }
     };
-    let chain = verify_chain(&parts.certificates, root_der, at);
+    let chain = chain_of(&parts.certificates);
     let signature = verify_parts(&doc, &parts);
     RimSignatureCheck { signature, chain }
 }

@@ -64,8 +64,8 @@ impl Key {
     pub fn generate() -> Key {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, pkcs8.as_ref()).unwrap();
         Key {
             pair,
             pkcs8: pkcs8.as_ref().to_vec(),
@@ -80,7 +80,7 @@ impl Key {
     pub fn sign_fixed(&self, msg: &[u8]) -> Vec<u8> {
         let rng = SystemRandom::new();
         let fixed =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &self.pkcs8, &rng).unwrap();
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &self.pkcs8).unwrap();
         fixed.sign(&rng, msg).unwrap().as_ref().to_vec()
     }
 }

@@ -103,7 +103,7 @@ fn ecdsa_signer(p384: bool) -> Signer {
         )
     };
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
-    let key = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+    let key = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).unwrap();
     let point = key.public_key().as_ref().to_vec();
     let public = ecc_public(
         curve,
@@ -129,7 +129,7 @@ fn ecdsa_signer(p384: bool) -> Signer {
 
 fn rsa_signer(pss: bool) -> Signer {
     let key = RsaKeyPair::from_pkcs8(RSA_TEST_KEY).unwrap();
-    let components = signature::RsaPublicKeyComponents::<Vec<u8>>::from(key.public());
+    let components = signature::RsaPublicKeyComponents::<Vec<u8>>::from(key.public_key());
     let mut t = Vec::new();
     t.extend(be16(0x0001));
     t.extend(be16(0x000b));
@@ -145,7 +145,7 @@ fn rsa_signer(pss: bool) -> Signer {
         public: tpm2b(&t),
         hash: HashAlg::Sha256,
         sign: Box::new(move |message| {
-            let mut sig = vec![0u8; key.public().modulus_len()];
+            let mut sig = vec![0u8; key.public_modulus_len()];
             let padding: &dyn signature::RsaEncoding = if pss {
                 &signature::RSA_PSS_SHA256
             } else {
