@@ -62,6 +62,7 @@ pub fn reappraise(
     index: u64,
     required_pcrs: &[u32],
     npu_roots: Option<&crate::evidence::ascend::AscendRoots>,
+    gpu_roots: &vigil_nvidia::roots::GpuRoots,
 ) -> Result<Reappraisal, ReappraiseError> {
     let stored = vigil_audit::get_entry(conn, index)?.ok_or(ReappraiseError::NoEntry(index))?;
     let entry = stored.entry;
@@ -130,7 +131,12 @@ pub fn reappraise(
         rims: None,
         at: entry.time,
         npu_roots,
-        nvidia: Default::default(),
+        // The roots the verifier was given (`--gpu-roots`, `--rim-roots`); NVIDIA's by default.
+        nvidia: crate::evidence::gpu::NvidiaTrust {
+            device_roots: gpu_roots.device.as_deref(),
+            rim_roots: gpu_roots.rim.as_deref(),
+            caches: None,
+        },
     };
     // An incremental IMA list is replayed from the state its verdict recorded.
     let ima_start: Option<crate::evidence::ima::ImaStart> =

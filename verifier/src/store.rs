@@ -1213,7 +1213,9 @@ mod tests {
         vigil_audit::verify_log(&store.connection, &[store.audit_public_key()]).unwrap();
 
         // Re-appraisal names the prune instead of a generic "no longer stored".
-        let error = crate::reappraise::reappraise(&store.connection, 1, &[], None).unwrap_err();
+        let error =
+            crate::reappraise::reappraise(&store.connection, 1, &[], None, &Default::default())
+                .unwrap_err();
         let message = error.to_string();
         assert!(
             message.contains("was pruned by the retention policy (--retain-evidence)")
@@ -1244,7 +1246,9 @@ mod tests {
         let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"evidence lost"));
         vigil_audit::blob::delete_blob(&store.connection, &digest).unwrap();
         assert_eq!(pruned_evidence(&store.connection, &digest).unwrap(), None);
-        let result = crate::reappraise::reappraise(&store.connection, 0, &[], None).unwrap();
+        let result =
+            crate::reappraise::reappraise(&store.connection, 0, &[], None, &Default::default())
+                .unwrap();
         assert!(!result.agrees);
         assert!(
             result.differences[0].contains("no longer stored"),

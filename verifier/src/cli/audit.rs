@@ -77,6 +77,12 @@ pub(crate) enum AuditCommand {
         /// The Huawei CAs the verifier used for Ascend NPUs (their attestation is re-checked).
         #[arg(long, env = "VIGIL_NPU_CA_DIR")]
         npu_ca_dir: Option<PathBuf>,
+        /// The GPU device roots the verifier was given (`vigil serve --gpu-roots`), if any.
+        #[arg(long, env = "VIGIL_GPU_ROOTS")]
+        gpu_roots: Option<PathBuf>,
+        /// The RIM roots the verifier was given (`vigil serve --rim-roots`), if any.
+        #[arg(long, env = "VIGIL_RIM_ROOTS")]
+        rim_roots: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -309,8 +315,11 @@ pub(crate) fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> 
             index,
             db,
             npu_ca_dir,
+            gpu_roots,
+            rim_roots,
             json,
         } => {
+            let gpu_roots = super::gpu::load_gpu_roots(gpu_roots.as_deref(), rim_roots.as_deref())?;
             let store = open_existing_store(&db)?;
             let npu_roots = npu_ca_dir
                 .as_deref()
@@ -321,6 +330,7 @@ pub(crate) fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> 
                 index,
                 &VerifierConfig::default().required_pcrs,
                 npu_roots.as_ref(),
+                &gpu_roots,
             )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&result)?);
