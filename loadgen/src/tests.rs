@@ -198,3 +198,77 @@ fn base64_matches_rfc4648_vectors() {
         assert_eq!(crate::rim::base64(input.as_bytes()), output);
     }
 }
+
+/// A verdict recorded by a verifier trusting the test GPU hierarchy re-appraises the same only
+/// when `vigil audit reappraise` is given those roots; under NVIDIA's pinned roots (the
+/// default) the GPU chain no longer verifies and the re-appraisal says so.
+#[test]
+fn reappraisal_uses_the_gpu_roots_it_is_given() {
+    let dir = temp_dir("reappraise");
+    let fleet = Arc::new(GpuFleet::new(2, &dir).expect("fleet"));
+    let rng = SystemRandom::new();
+    let host = Host::new(0, Arc::new(golden_boot()), Some(fleet), None, &rng).expect("host");
+    let roots = vigil_nvidia::roots::GpuRoots {
+        device: Some(vigil_nvidia::roots::load_roots_dir(&dir.join("roots")).expect("roots")),
+        rim: Some(vigil_nvidia::roots::load_roots_dir(&dir.join("rim-roots")).expect("roots")),
+    };
+    let now = vigil_verifier::attest::unix_now();
+    let nonce = [0x5au8; 32];
+    let store = vigil_verifier::store::Store::in_memory().expect("store");
+    store
+        .insert_nonce(&nonce, &host.node_id, now, now + 60)
+        .expect("nonce");
+    let verifier = vigil_verifier::attest::Verifier::new(
+        store,
+        vigil_verifier::attest::VerifierConfig {
+            allow_tofu: true,
+            allow_no_baseline: true,
+            ..Default::default()
+        },
+    )
+    .with_gpu_roots(roots.clone())
+    .with_rims(vigil_nvidia::RimStore::load_dir(&dir.join("rims")).expect("RIMs"));
+    let evidence = host.evidence(&nonce, &[]).expect("evidence");
+    let report = verifier
+        .appraise(
+            &host.node_id,
+            Some(&nonce),
+            &evidence,
+            &vigil_verifier::attest::Origin::Pushed,
+            now,
+        )
+        .expect("appraisal");
+    assert_eq!(
+        report.verdict,
+        vigil_verifier::report::Verdict::Pass,
+        "{}",
+        report.render_text()
+    );
+    let reappraise = |roots: &vigil_nvidia::roots::GpuRoots| {
+        verifier
+            .with_store(|store| {
+                vigil_verifier::reappraise::reappraise(
+                    store.connection(),
+                    0,
+                    &vigil_verifier::attest::DEFAULT_REQUIRED_PCRS,
+                    None,
+                    roots,
+                )
+            })
+            .expect("store")
+            .expect("reappraisal")
+    };
+    let with_roots = reappraise(&roots);
+    assert!(with_roots.agrees, "{:?}", with_roots.differences);
+    let pinned = reappraise(&vigil_nvidia::roots::GpuRoots::default());
+    assert!(!pinned.agrees);
+    assert!(
+        pinned
+            .differences
+            .iter()
+            .any(|d| d.contains("gpu[0].cert_chain")),
+        "{:?}",
+        pinned.differences
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
