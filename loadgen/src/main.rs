@@ -42,6 +42,8 @@ const MAX_GPUS: usize = 16;
 const MAX_SECONDS: u64 = 3_600;
 /// Most concurrent clients.
 const MAX_CLIENTS: usize = 1_024;
+/// Most verifier replicas driven at once.
+const MAX_REPLICAS: usize = 16;
 /// A hard cap on requests per client, so that a loop can never run away even if the clock
 /// misbehaves.
 const MAX_REQUESTS_PER_CLIENT: u64 = 10_000_000;
@@ -74,7 +76,9 @@ enum EkTrust {
 #[derive(Parser, Debug)]
 #[command(name = "vigil-loadgen", version, about)]
 struct Args {
-    /// The verifier, e.g. https://127.0.0.1:7444 (ignored with --spawn-verifier).
+    /// The verifier, e.g. https://127.0.0.1:7444, or several replicas of one (sharing one
+    /// PostgreSQL database) comma-separated: the clients spread their requests over them
+    /// round-robin (ignored with --spawn-verifier).
     #[arg(long)]
     verifier: Option<String>,
     /// Certificate directory from `vigil dev-certs` (made in --out with --spawn-verifier).
@@ -123,6 +127,47 @@ struct Args {
     /// Registrations in flight at once.
     #[arg(long, default_value_t = 8)]
     register_concurrency: usize,
+    /// With --spawn-verifier: the database every spawned `vigil serve` uses, a
+    /// postgres://USER@HOST:PORT/DB URL of an EMPTY database (default: a fresh SQLite file in
+    /// --out). `scripts/postgres-bench.sh` starts a throw-away server and fills this in.
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
+    /// With --spawn-verifier: how many `vigil serve` replicas to start on --db (more than one
+    /// needs a postgres:// --db). The hosts are registered through the first; the clients
+    /// spread their requests over all of them round-robin, and in push mode a host's
+    /// Challenge goes to one replica and its Attest to the next.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// PID of the database server (PostgreSQL's postmaster): the CPU it and its backends use
+    /// in the timed window is reported as `db_cpu_s`.
+    #[arg(long, value_name = "PID")]
+    db_pid: Option<u32>,
+}
+
+/// `--db` as a PostgreSQL URL: None when not given, an error when it is not `postgres://…`.
+fn postgres_db(args: &Args) -> Result<Option<&str>, String> {
+    match args.db.as_deref() {
+        None => Ok(None),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Some(url))
+        }
+        Some(_) => Err(
+            "--db takes a postgres://USER@HOST:PORT/DB URL (without it, a fresh SQLite file in --out)"
+                .into(),
+        ),
+    }
+}
+
+/// The verifiers' URLs: `--verifier`, split at commas.
+fn verifier_urls(args: &Args) -> Vec<String> {
+    args.verifier
+        .as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn main() {
@@ -165,15 +210,36 @@ fn validate(args: &Args) -> Result<(), String> {
     if args.register_concurrency == 0 || args.register_concurrency > 256 {
         return Err("--register-concurrency must be 1..=256".into());
     }
-    if !args.spawn_verifier && !args.prepare {
-        match &args.verifier {
-            Some(url) if verifier::is_loopback_url(url) => {}
-            Some(url) => {
-                return Err(format!(
-                    "--verifier {url}: only loopback (127.0.0.0/8, localhost) verifiers are driven"
-                ));
-            }
-            None => return Err("give --verifier URL or --spawn-verifier".into()),
+    if args.replicas == 0 || args.replicas > MAX_REPLICAS {
+        return Err(format!("--replicas must be 1..={MAX_REPLICAS}"));
+    }
+    let postgres = postgres_db(args)?;
+    if args.spawn_verifier {
+        if args.replicas > 1 && postgres.is_none() {
+            return Err(format!(
+                "--replicas {}: replicas share one PostgreSQL database, give --db postgres://…",
+                args.replicas
+            ));
+        }
+    } else if !args.prepare {
+        if args.db.is_some() || args.replicas > 1 {
+            return Err(
+                "--db and --replicas are for --spawn-verifier; to drive replicas you started, \
+                 give their URLs comma-separated in --verifier"
+                    .into(),
+            );
+        }
+        let urls = verifier_urls(args);
+        if urls.is_empty() {
+            return Err("give --verifier URL[,URL...] or --spawn-verifier".into());
+        }
+        if urls.len() > MAX_REPLICAS {
+            return Err(format!("--verifier: at most {MAX_REPLICAS} URLs"));
+        }
+        if let Some(url) = urls.iter().find(|url| !verifier::is_loopback_url(url)) {
+            return Err(format!(
+                "--verifier {url}: only loopback (127.0.0.0/8, localhost) verifiers are driven"
+            ));
         }
         if args.ek_trust == EkTrust::Allow {
             return Err(
@@ -274,8 +340,14 @@ async fn run(args: Args) -> Result<String, String> {
         )?));
     }
 
-    // The verifier: spawned here, or the one given.
-    let (tls_dir, verifier_url, _spawned) = if args.spawn_verifier {
+    // The verifiers: spawned here (one, or replicas on one PostgreSQL database), or the
+    // ones given.
+    let database = match postgres_db(&args)? {
+        Some(url) => verifier::Database::Postgres(url.to_owned()),
+        None => verifier::Database::Sqlite,
+    };
+    let mut spawned = Vec::new();
+    let (tls_dir, verifier_urls) = if args.spawn_verifier {
         let tls_dir = work.path.join("tls");
         let binary = verifier::vigil_binary(args.vigil.as_deref())?;
         verifier::dev_certs(&binary, &tls_dir).await?;
@@ -283,25 +355,89 @@ async fn run(args: Args) -> Result<String, String> {
             Some(ca) => verifier::EkPolicy::Roots(ca.root_dir.clone()),
             None => verifier::EkPolicy::Allow(hosts.iter().map(|h| h.ek.fingerprint()).collect()),
         };
-        let spawned =
-            verifier::spawn(&binary, &work.path, &tls_dir, &ek_policy, fleet.as_deref()).await?;
-        let url = spawned.url.clone();
-        (tls_dir, url, Some(spawned))
+        // One at a time: the first creates the audit key and the schema the others open.
+        for index in 0..args.replicas {
+            let replica = verifier::spawn(
+                &binary,
+                &work.path,
+                &tls_dir,
+                &ek_policy,
+                fleet.as_deref(),
+                &database,
+                index,
+            )
+            .await;
+            match replica {
+                Ok(replica) => spawned.push(replica),
+                Err(e) => {
+                    for replica in spawned {
+                        replica.stop().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let urls = spawned.iter().map(|s| s.url.clone()).collect::<Vec<_>>();
+        (tls_dir, urls)
     } else {
         (
             args.tls_dir.clone().unwrap_or_default(),
-            args.verifier.clone().unwrap_or_default(),
-            None,
+            verifier_urls(&args),
         )
     };
-    eprintln!("vigil-loadgen: verifier at {verifier_url}");
+    let result = drive_verifiers(
+        &args,
+        &tls_dir,
+        &verifier_urls,
+        &spawned,
+        setup_started,
+        &hosts,
+        &boot,
+        fleet.as_deref(),
+    )
+    .await;
+    for replica in spawned {
+        replica.stop().await;
+    }
+    let mut summary = result?;
+    if let Some(object) = summary.as_object_mut() {
+        object.insert("replicas".into(), serde_json::json!(verifier_urls.len()));
+        object.insert(
+            "db".into(),
+            if args.spawn_verifier {
+                serde_json::json!(database.kind())
+            } else {
+                serde_json::Value::Null
+            },
+        );
+    }
+    Ok(summary.to_string())
+}
+
+/// Registers the hosts through the first verifier, drives the timed window over all of
+/// them, and returns the figures.
+#[allow(clippy::too_many_arguments)]
+async fn drive_verifiers(
+    args: &Args,
+    tls_dir: &Path,
+    verifier_urls: &[String],
+    spawned: &[verifier::Spawned],
+    setup_started: Instant,
+    hosts: &[Arc<Host>],
+    boot: &eventlog::BootLog,
+    fleet: Option<&gpu::GpuFleet>,
+) -> Result<serde_json::Value, String> {
+    let Some(first_url) = verifier_urls.first() else {
+        return Err("no verifier".into());
+    };
+    eprintln!("vigil-loadgen: verifier at {}", verifier_urls.join(", "));
 
     // One Attester server per host, each on its own loopback port.
-    let server_tls = vigil_tls::server_tls_config_from_dir(&tls_dir)
+    let server_tls = vigil_tls::server_tls_config_from_dir(tls_dir)
         .map_err(|e| format!("attester TLS from {}: {e}", tls_dir.display()))?;
     let mut addresses = Vec::with_capacity(hosts.len());
-    let mut server_tasks = Vec::with_capacity(hosts.len());
-    for host in &hosts {
+    let mut server_tasks = AbortOnDrop(Vec::with_capacity(hosts.len()));
+    for host in hosts {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
@@ -316,12 +452,15 @@ async fn run(args: Args) -> Result<String, String> {
         // Small gRPC frames must not wait for delayed ACKs (Nagle), as on a real attester.
         let incoming =
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        server_tasks.push(tokio::spawn(server.serve_with_incoming(incoming)));
+        server_tasks
+            .0
+            .push(tokio::spawn(server.serve_with_incoming(incoming)));
     }
 
-    let admin = connect(&verifier_url, &tls_dir, Role::Admin).await?;
-    put_baseline(&admin, &args, &boot, fleet.as_deref()).await?;
-    register_all(&admin, &args, &hosts, &addresses).await?;
+    // Baseline and registrations through the first verifier: the others share its database.
+    let admin = connect(first_url, tls_dir, Role::Admin).await?;
+    put_baseline(&admin, args, boot, fleet).await?;
+    register_all(&admin, args, hosts, &addresses).await?;
     let setup_s = setup_started.elapsed().as_secs_f64();
     eprintln!(
         "vigil-loadgen: {} hosts registered in {setup_s:.1} s",
@@ -332,20 +471,29 @@ async fn run(args: Args) -> Result<String, String> {
         Mode::Pull => Role::Orchestrator,
         Mode::Push => Role::Attester,
     };
+    // Each client holds one connection to every verifier.
     let mut clients = Vec::with_capacity(args.clients);
     for _ in 0..args.clients {
-        clients.push(connect(&verifier_url, &tls_dir, role).await?);
+        let mut channels = Vec::with_capacity(verifier_urls.len());
+        for url in verifier_urls {
+            channels.push(connect(url, tls_dir, role).await?);
+        }
+        clients.push(channels);
     }
     // Push mode: each host speaks with its own node-bound attester certificate, over its
-    // own connection (handshakes done here, outside the timed window).
+    // own connection to each verifier (handshakes done here, outside the timed window).
     let mut host_channels = Vec::new();
     if args.mode == Mode::Push {
-        match certs::HostCertIssuer::from_dir(&tls_dir)? {
+        match certs::HostCertIssuer::from_dir(tls_dir)? {
             Some(issuer) => {
-                let domain = vigil_tls::host_of(&verifier_url).to_owned();
-                for host in &hosts {
-                    let tls = issuer.client_config(&host.node_id, &domain)?;
-                    host_channels.push(connect_with(&verifier_url, tls).await?);
+                for url in verifier_urls {
+                    let domain = vigil_tls::host_of(url).to_owned();
+                    let mut channels = Vec::with_capacity(hosts.len());
+                    for host in hosts {
+                        let tls = issuer.client_config(&host.node_id, &domain)?;
+                        channels.push(connect_with(url, tls).await?);
+                    }
+                    host_channels.push(channels);
                 }
             }
             None => eprintln!(
@@ -356,26 +504,32 @@ async fn run(args: Args) -> Result<String, String> {
         }
     }
     eprintln!(
-        "vigil-loadgen: {} mode, {} clients, {} s",
+        "vigil-loadgen: {} mode, {} clients, {} verifier(s), {} s",
         args.mode.as_str(),
         args.clients,
+        verifier_urls.len(),
         args.seconds
     );
-    let verifier_pid = _spawned.as_ref().and_then(verifier::Spawned::pid);
-    let cpu_before = (
-        verifier::cpu_seconds(None),
-        verifier_pid.and_then(|pid| verifier::cpu_seconds(Some(pid))),
-    );
-    let outcome = drive(&args, &hosts, clients, host_channels).await;
+    let verifier_pids: Vec<u32> = spawned.iter().filter_map(verifier::Spawned::pid).collect();
+    let verifiers_cpu = || -> Option<f64> {
+        if verifier_pids.is_empty() {
+            return None;
+        }
+        verifier_pids
+            .iter()
+            .map(|pid| verifier::cpu_seconds(Some(*pid)))
+            .sum()
+    };
+    let db_cpu = || args.db_pid.and_then(verifier::tree_cpu_seconds);
+    let cpu_before = (verifier::cpu_seconds(None), verifiers_cpu(), db_cpu());
+    let outcome = drive(args, hosts, clients, host_channels).await;
     let cpu_used = |before: Option<f64>, after: Option<f64>| match (before, after) {
         (Some(b), Some(a)) => serde_json::json!(round(a - b, 1)),
         _ => serde_json::Value::Null,
     };
     let loadgen_cpu_s = cpu_used(cpu_before.0, verifier::cpu_seconds(None));
-    let verifier_cpu_s = cpu_used(
-        cpu_before.1,
-        verifier_pid.and_then(|pid| verifier::cpu_seconds(Some(pid))),
-    );
+    let verifier_cpu_s = cpu_used(cpu_before.1, verifiers_cpu());
+    let db_cpu_s = cpu_used(cpu_before.2, db_cpu());
 
     let floor = if args.floor_seconds > 0.0 {
         let gpus = args.gpus;
@@ -386,18 +540,13 @@ async fn run(args: Args) -> Result<String, String> {
     } else {
         0.0
     };
+    drop(server_tasks);
 
-    for task in server_tasks {
-        task.abort();
-    }
-    if let Some(spawned) = _spawned {
-        spawned.stop().await;
-    }
     let mut latencies = outcome.latencies_us;
     latencies.sort_unstable();
     let attestations = latencies.len() as u64 + outcome.errors;
     let ok = latencies.len() as f64;
-    let summary = serde_json::json!({
+    Ok(serde_json::json!({
         "hosts": args.hosts,
         "gpus_per_host": args.gpus,
         "seconds": round(outcome.elapsed_s, 3),
@@ -418,9 +567,20 @@ async fn run(args: Args) -> Result<String, String> {
         "first_error": outcome.first_error,
         "loadgen_cpu_s": loadgen_cpu_s,
         "verifier_cpu_s": verifier_cpu_s,
+        "db_cpu_s": db_cpu_s,
         "cores": std::thread::available_parallelism().map_or(0, usize::from),
-    });
-    Ok(summary.to_string())
+    }))
+}
+
+/// Tasks aborted when this is dropped (the hosts' Attester servers, on every way out).
+struct AbortOnDrop<T>(Vec<tokio::task::JoinHandle<T>>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 fn round(value: f64, digits: i32) -> f64 {
@@ -588,11 +748,30 @@ struct Outcome {
     first_error: Option<String>,
 }
 
+/// A Verifier client on `channel`, with room for large results.
+fn verifier_client(channel: Channel) -> VerifierClient<Channel> {
+    VerifierClient::new(channel)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024)
+}
+
+/// The verifiers request `request` of client `client` goes to, out of `replicas`: the
+/// replica for AttestNode or Challenge, and the one for the Attest that follows the
+/// Challenge (the next one, so that with replicas every push attestation crosses from one
+/// to another: a nonce issued by one must be accepted by the other).
+fn replica_for(client: usize, request: u64, replicas: usize) -> (usize, usize) {
+    let replicas = replicas.max(1);
+    let first = (client + (request % replicas as u64) as usize) % replicas;
+    (first, (first + 1) % replicas)
+}
+
+/// `clients`: per client, one channel to each verifier. `host_channels`: per verifier, one
+/// channel per host (push mode with node-bound certificates), or empty.
 async fn drive(
     args: &Args,
     hosts: &[Arc<Host>],
-    clients: Vec<Channel>,
-    host_channels: Vec<Channel>,
+    clients: Vec<Vec<Channel>>,
+    host_channels: Vec<Vec<Channel>>,
 ) -> Outcome {
     let next = Arc::new(AtomicUsize::new(0));
     let hosts: Arc<Vec<Arc<Host>>> = Arc::new(hosts.to_vec());
@@ -600,34 +779,50 @@ async fn drive(
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
     let mut tasks = Vec::with_capacity(clients.len());
-    for channel in clients {
+    for (client_index, channels) in clients.into_iter().enumerate() {
         let next = Arc::clone(&next);
         let hosts = Arc::clone(&hosts);
         let host_channels = Arc::clone(&host_channels);
         let mode = args.mode;
         tasks.push(tokio::spawn(async move {
-            let mut client = VerifierClient::new(channel)
-                .max_decoding_message_size(64 * 1024 * 1024)
-                .max_encoding_message_size(64 * 1024 * 1024);
+            let mut verifiers: Vec<VerifierClient<Channel>> =
+                channels.into_iter().map(verifier_client).collect();
+            let replicas = verifiers.len();
             let mut latencies = Vec::with_capacity(4096);
             let mut errors = 0u64;
             let mut first_error = None;
-            for _ in 0..MAX_REQUESTS_PER_CLIENT {
-                if Instant::now() >= deadline {
+            for request in 0..MAX_REQUESTS_PER_CLIENT {
+                if Instant::now() >= deadline || replicas == 0 {
                     break;
                 }
                 let index = next.fetch_add(1, Ordering::Relaxed) % hosts.len();
                 let Some(host) = hosts.get(index) else { break };
+                let (first, second) = replica_for(client_index, request, replicas);
                 let begun = Instant::now();
                 let result = match mode {
-                    Mode::Pull => attest_pull(&mut client, host).await,
-                    Mode::Push => match host_channels.get(index) {
-                        Some(channel) => {
-                            let mut own = VerifierClient::new(channel.clone());
-                            attest_push(&mut own, host).await
-                        }
-                        None => attest_push(&mut client, host).await,
+                    Mode::Pull => match verifiers.get_mut(first) {
+                        Some(client) => attest_pull(client, host).await,
+                        None => break,
                     },
+                    Mode::Push => {
+                        let own = |replica: usize| {
+                            host_channels
+                                .get(replica)
+                                .and_then(|channels| channels.get(index))
+                                .map(|channel| VerifierClient::new(channel.clone()))
+                        };
+                        let pair = match (own(first), own(second)) {
+                            (Some(a), Some(b)) => Some((a, b)),
+                            _ => match (verifiers.get(first), verifiers.get(second)) {
+                                (Some(a), Some(b)) => Some((a.clone(), b.clone())),
+                                _ => None,
+                            },
+                        };
+                        let Some((mut challenger, mut attester)) = pair else {
+                            break;
+                        };
+                        attest_push(&mut challenger, &mut attester, host).await
+                    }
                 };
                 let took = begun.elapsed();
                 match result {
@@ -691,8 +886,14 @@ async fn attest_pull(client: &mut VerifierClient<Channel>, host: &Host) -> Resul
     check_pass(&result, &host.node_id)
 }
 
-async fn attest_push(client: &mut VerifierClient<Channel>, host: &Arc<Host>) -> Result<(), String> {
-    let challenge = client
+/// Challenge through `challenger`, Attest through `attester` (the same verifier, or two
+/// replicas of one).
+async fn attest_push(
+    challenger: &mut VerifierClient<Channel>,
+    attester: &mut VerifierClient<Channel>,
+    host: &Arc<Host>,
+) -> Result<(), String> {
+    let challenge = challenger
         .challenge(ChallengeRequest {
             node_id: host.node_id.clone(),
         })
@@ -704,7 +905,7 @@ async fn attest_push(client: &mut VerifierClient<Channel>, host: &Arc<Host>) -> 
     let evidence = tokio::task::spawn_blocking(move || signer.evidence(&challenge.nonce, &pcrs))
         .await
         .map_err(|e| format!("evidence task: {e}"))??;
-    let result = client
+    let result = attester
         .attest(AttestRequest {
             node_id: host.node_id.clone(),
             evidence: Some(evidence),

@@ -272,3 +272,78 @@ fn reappraisal_uses_the_gpu_roots_it_is_given() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn replicas_take_turns_and_push_crosses_to_the_next() {
+    use crate::replica_for;
+    assert_eq!(replica_for(0, 0, 1), (0, 0));
+    assert_eq!(replica_for(5, 7, 1), (0, 0));
+    // Two replicas: a client alternates, and its Attest goes to the other one.
+    assert_eq!(replica_for(0, 0, 2), (0, 1));
+    assert_eq!(replica_for(0, 1, 2), (1, 0));
+    assert_eq!(replica_for(1, 0, 2), (1, 0));
+    // Three: every replica serves each client in turn.
+    let firsts: Vec<usize> = (0..3).map(|r| replica_for(2, r, 3).0).collect();
+    assert_eq!(firsts, vec![2, 0, 1]);
+    assert_eq!(replica_for(2, 0, 3).1, 0);
+}
+
+#[test]
+fn replicas_need_a_postgres_database() {
+    use clap::Parser;
+    let parse = |extra: &[&str]| {
+        let mut argv = vec!["vigil-loadgen", "--spawn-verifier"];
+        argv.extend_from_slice(extra);
+        crate::validate(&crate::Args::try_parse_from(argv).expect("arguments"))
+    };
+    assert!(parse(&[]).is_ok());
+    assert!(parse(&["--replicas", "2"]).is_err());
+    assert!(parse(&["--replicas", "0"]).is_err());
+    assert!(parse(&["--db", "vigil.db"]).is_err());
+    assert!(
+        parse(&[
+            "--replicas",
+            "2",
+            "--db",
+            "postgres://vigil@127.0.0.1:5432/vigil"
+        ])
+        .is_ok()
+    );
+    assert!(parse(&["--db", "postgresql://vigil@127.0.0.1:5432/vigil"]).is_ok());
+}
+
+#[test]
+fn an_external_verifier_may_be_several_loopback_urls() {
+    use clap::Parser;
+    let parse = |verifier: &str, extra: &[&str]| {
+        let mut argv = vec![
+            "vigil-loadgen",
+            "--verifier",
+            verifier,
+            "--tls-dir",
+            "tls",
+            "--out",
+            "out",
+        ];
+        argv.extend_from_slice(extra);
+        let args = crate::Args::try_parse_from(argv).expect("arguments");
+        crate::validate(&args).map(|()| crate::verifier_urls(&args))
+    };
+    assert_eq!(
+        parse("https://127.0.0.1:7444, https://localhost:7445", &[]),
+        Ok(vec![
+            "https://127.0.0.1:7444".to_string(),
+            "https://localhost:7445".to_string()
+        ])
+    );
+    assert!(parse("https://127.0.0.1:7444,https://10.0.0.1:7444", &[]).is_err());
+    assert!(parse(",", &[]).is_err());
+    assert!(parse("https://127.0.0.1:7444", &["--replicas", "2"]).is_err());
+    assert!(
+        parse(
+            "https://127.0.0.1:7444",
+            &["--db", "postgres://a@127.0.0.1/b"]
+        )
+        .is_err()
+    );
+}

@@ -90,29 +90,79 @@ impl Spawned {
     }
 }
 
+/// The database the spawned verifiers use.
+pub enum Database {
+    /// A fresh SQLite file in the working directory (`WORK/store/vigil.db`).
+    Sqlite,
+    /// A `postgres://` URL, shared by every replica. The database should be empty: the
+    /// hosts are registered without first removing earlier runs' nodes.
+    Postgres(String),
+}
+
+impl Database {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Database::Sqlite => "sqlite",
+            Database::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// The file every PostgreSQL replica signs the audit log with (`vigil serve --audit-key`).
+pub fn audit_key_path(work: &Path) -> PathBuf {
+    work.join("audit-key.der")
+}
+
+/// The log of replica `index`: `vigil-serve.log` for the first (as with one verifier),
+/// `vigil-serve-<index>.log` for the others.
+pub fn log_path(work: &Path, index: usize) -> PathBuf {
+    if index == 0 {
+        work.join("vigil-serve.log")
+    } else {
+        work.join(format!("vigil-serve-{index}.log"))
+    }
+}
+
+/// Starts replica `index` of `vigil serve` on `database`. With SQLite, the store in `work`
+/// is cleared first (only one replica can use it). With PostgreSQL, every replica gets the
+/// same `--audit-key` (in `work`; the first replica creates it) and its own `--replica-id`
+/// (`loadgen-r<index>`); start the first alone, so that it creates the key and the schema
+/// before the others open them.
 pub async fn spawn(
     vigil: &Path,
     work: &Path,
     tls_dir: &Path,
     ek_policy: &EkPolicy,
     fleet: Option<&GpuFleet>,
+    database: &Database,
+    index: usize,
 ) -> Result<Spawned, String> {
-    let store = work.join("store");
-    if store.exists() {
-        std::fs::remove_dir_all(&store)
-            .map_err(|e| format!("cannot clear {}: {e}", store.display()))?;
+    let log_path = log_path(work, index);
+    let mut command = Command::new(vigil);
+    command.arg("serve").arg("--listen").arg("127.0.0.1:0");
+    match database {
+        Database::Sqlite => {
+            let store = work.join("store");
+            if store.exists() {
+                std::fs::remove_dir_all(&store)
+                    .map_err(|e| format!("cannot clear {}: {e}", store.display()))?;
+            }
+            std::fs::create_dir_all(&store).map_err(|e| format!("{}: {e}", store.display()))?;
+            command.arg("--db").arg(store.join("vigil.db"));
+        }
+        Database::Postgres(url) => {
+            // An environment variable, not a flag: a password in the URL stays out of `ps`.
+            command
+                .env("VIGIL_DB", url)
+                .arg("--audit-key")
+                .arg(audit_key_path(work))
+                .arg("--replica-id")
+                .arg(format!("loadgen-r{index}"));
+        }
     }
-    std::fs::create_dir_all(&store).map_err(|e| format!("{}: {e}", store.display()))?;
-    let log_path = work.join("vigil-serve.log");
     let log = std::fs::File::create(&log_path)
         .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-    let mut command = Command::new(vigil);
     command
-        .arg("serve")
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--db")
-        .arg(store.join("vigil.db"))
         .arg("--tls-dir")
         .arg(tls_dir)
         .arg("--poll-interval")
@@ -155,7 +205,8 @@ pub async fn spawn(
     .flatten()
     .ok_or_else(|| {
         format!(
-            "vigil serve did not start; its log: {}",
+            "vigil serve (replica {index}) did not start; its log {}: {}",
+            log_path.display(),
             std::fs::read_to_string(&log_path)
                 .unwrap_or_default()
                 .lines()
@@ -171,6 +222,35 @@ pub async fn spawn(
         child,
         url: format!("https://{address}"),
     })
+}
+
+/// CPU seconds used by `pid` and its direct children (a PostgreSQL postmaster and its
+/// backends, for instance); None where `pid` is unreadable. Children that exit in between are
+/// missed, so compare two readings only while the connections stay open.
+pub fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+    let mut total = cpu_seconds(Some(pid))?;
+    let entries = std::fs::read_dir("/proc").ok()?;
+    for entry in entries.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if parent_pid(child) == Some(pid) {
+            total += cpu_seconds(Some(child)).unwrap_or(0.0);
+        }
+    }
+    Some(total)
+}
+
+/// The parent of `pid`, from /proc/PID/stat.
+fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    // After the name: state, then ppid.
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// CPU seconds (user + system) a process has used, from /proc/PID/stat; None where that is

@@ -608,3 +608,35 @@ pub fn extend_ima_list(tpm: &Swtpm, dir: &Path, list: &[u8]) {
         tpm2(tpm, dir, "tpm2_pcrextend", &args);
     }
 }
+
+/// A `Watch` stream of every status change on the verifier at `url`, from `from_seq` on
+/// (0: from the beginning), for all nodes.
+pub async fn watch_from(
+    url: String,
+    from_seq: i64,
+) -> tonic::Streaming<vigil_proto::v1::VerdictChange> {
+    let mut client = vigil_proto::v1::verifier_client::VerifierClient::connect(url)
+        .await
+        .expect("connect to the verifier for Watch");
+    client
+        .watch(vigil_proto::v1::WatchRequest {
+            from_seq,
+            node_id: String::new(),
+        })
+        .await
+        .expect("Watch")
+        .into_inner()
+}
+
+/// The next change on `stream` before `deadline`; `None` when none came in time or the stream
+/// ended.
+pub async fn next_change(
+    stream: &mut tonic::Streaming<vigil_proto::v1::VerdictChange>,
+    deadline: Instant,
+) -> Option<vigil_proto::v1::VerdictChange> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    tokio::time::timeout(left, stream.message())
+        .await
+        .ok()?
+        .ok()?
+}

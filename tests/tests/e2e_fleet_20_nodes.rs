@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use vigil_e2e::*;
-use vigil_proto::v1::WatchRequest;
-use vigil_proto::v1::verifier_client::VerifierClient;
 
 const NODES: usize = 20;
 
@@ -64,15 +62,7 @@ fn twenty_nodes_are_attested_continuously_and_a_stopped_one_turns_unknown() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let mut client = VerifierClient::connect(verifier.url()).await.unwrap();
-        let mut stream = client
-            .watch(WatchRequest {
-                from_seq: 0,
-                node_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let mut stream = watch_from(verifier.url(), 0).await;
         let mut status: BTreeMap<String, String> = BTreeMap::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while status.values().filter(|s| *s == "trusted").count() < NODES {

@@ -149,7 +149,7 @@ fn gpu_evidence_is_bound_to_the_nonce_and_the_quote() {
     assert_eq!(not_met, ["gpu.revocation"], "{}", report.render_text());
     assert_eq!(appraisal.submods["gpu0"].status, vigil_ear::Status::Warning);
     let identities = verifier
-        .with_store(|s| s.gpu_identities("hgx-1"))
+        .read(|s| s.gpu_identities("hgx-1"))
         .unwrap()
         .unwrap();
     let identities: serde_json::Value = serde_json::from_str(&identities).unwrap();

@@ -5,19 +5,8 @@
 use std::time::{Duration, Instant};
 
 use vigil_e2e::*;
+use vigil_proto::v1::WatchRequest;
 use vigil_proto::v1::verifier_client::VerifierClient;
-use vigil_proto::v1::{VerdictChange, WatchRequest};
-
-async fn next_change(
-    stream: &mut tonic::Streaming<VerdictChange>,
-    deadline: Instant,
-) -> Option<VerdictChange> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    tokio::time::timeout(left, stream.message())
-        .await
-        .ok()?
-        .ok()?
-}
 
 #[test]
 fn a_stopped_attester_turns_unknown_and_watch_resumes_without_gaps() {

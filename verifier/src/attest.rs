@@ -18,6 +18,7 @@ use crate::metrics::Phase;
 use crate::nonce::{self, DEFAULT_NONCE_TTL_SECS};
 use crate::report::{AK_TRUST_TOFU, AttestationReport, Check, Verdict};
 use crate::store::{NodeRecord, Store, StoreError};
+use crate::store_api::StoreOps;
 use crate::store_baselines::StoredBaseline;
 
 /// PCRs every quote must cover: firmware (0-7) and boot loader (8-9).
@@ -102,8 +103,8 @@ pub struct Challenge {
 }
 
 pub struct Verifier {
-    /// Parallel readers, one group-committing writer (`store_pool`).
-    store: crate::store_pool::StorePool,
+    /// SQLite (parallel readers, one group-committing writer) or PostgreSQL (`store_api`).
+    store: crate::store_api::StoreEngine,
     /// When expired nonces were last pruned (pruning runs at most once a minute).
     nonces_pruned_at: AtomicI64,
     /// Open channels to attesters for pull mode.
@@ -133,7 +134,7 @@ pub const IMA_PCR: u32 = 10;
 /// Where the node's next IMA list may start: after the entries verified under the baseline
 /// that applies now. A state kept under another baseline version is not continued, so a
 /// changed allow-list judges the whole list again.
-fn ima_offset(store: &Store, node_id: &str) -> Result<u64, VerifierError> {
+fn ima_offset(store: &mut dyn StoreOps, node_id: &str) -> Result<u64, VerifierError> {
     let Some((baseline, state)) = store.ima_state(node_id)? else {
         return Ok(0);
     };
@@ -145,7 +146,10 @@ fn ima_offset(store: &Store, node_id: &str) -> Result<u64, VerifierError> {
 }
 
 /// `name@version` of the baseline that applies to the node now ("" when none).
-fn current_baseline_label(store: &Store, node_id: &str) -> Result<String, VerifierError> {
+fn current_baseline_label(
+    store: &mut dyn StoreOps,
+    node_id: &str,
+) -> Result<String, VerifierError> {
     let group = store
         .node(node_id)?
         .map_or_else(|| "default".to_owned(), |r| r.group);
@@ -179,8 +183,20 @@ pub fn validate_node_id(node_id: &str) -> Result<(), VerifierError> {
 
 impl Verifier {
     pub fn new(store: Store, config: VerifierConfig) -> Self {
+        Self::with_engine(
+            crate::store_api::StoreEngine::Sqlite(crate::store_pool::StorePool::new(store)),
+            config,
+        )
+    }
+
+    /// A verifier on a PostgreSQL database shared with other replicas.
+    pub fn on_postgres(pool: crate::store_pg::PgPool, config: VerifierConfig) -> Self {
+        Self::with_engine(crate::store_api::StoreEngine::Postgres(pool), config)
+    }
+
+    fn with_engine(store: crate::store_api::StoreEngine, config: VerifierConfig) -> Self {
         Verifier {
-            store: crate::store_pool::StorePool::new(store),
+            store,
             nonces_pruned_at: AtomicI64::new(0),
             attester_channels: crate::pull::AttesterChannels::default(),
             config,
@@ -204,10 +220,7 @@ impl Verifier {
     /// metrics and returns their OpenMetrics text. Called per scrape, off the hot path.
     pub fn render_metrics(&self) -> Result<String, VerifierError> {
         let (nodes, audit_entries) = self.store.read(|store| {
-            Ok::<_, VerifierError>((
-                store.nodes()?,
-                vigil_audit::tree_size(store.connection()).unwrap_or(0),
-            ))
+            Ok::<_, VerifierError>((store.nodes()?, store.audit_tree_size().unwrap_or(0)))
         })??;
         self.metrics
             .set_store_gauges(nodes.iter().map(|n| n.status.as_str()), audit_entries);
@@ -301,9 +314,14 @@ impl Verifier {
         self.store.commit_counts()
     }
 
-    /// The store's connections (tests of group commit).
-    pub fn store_pool(&self) -> &crate::store_pool::StorePool {
+    /// The engine the verifier stores into.
+    pub fn store_engine(&self) -> &crate::store_api::StoreEngine {
         &self.store
+    }
+
+    /// The SQLite store's connections (tests of group commit); None on PostgreSQL.
+    pub fn store_pool(&self) -> Option<&crate::store_pool::StorePool> {
+        self.store.sqlite()
     }
 
     /// Binds a registered node's AK. A node recorded by trust on first use is replaced; a
@@ -355,10 +373,32 @@ impl Verifier {
         Ok(())
     }
 
-    /// Runs `f` with the store (read access for audit queries).
-    /// It runs on a read connection of its own, beside appraisals being recorded.
+    /// Runs `f` with the SQLite store (the web console's queries, on a read connection of
+    /// its own beside appraisals being recorded). PostgreSQL replicas answer the same
+    /// questions through [`Verifier::read`]; this says so instead.
     pub fn with_store<T>(&self, f: impl FnOnce(&Store) -> T) -> Result<T, VerifierError> {
+        match self.store.sqlite() {
+            Some(pool) => pool.read(f),
+            None => Err(VerifierError::InvalidRequest(
+                "this query needs the embedded SQLite store; this verifier runs on PostgreSQL"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Runs `f` as a read on either engine (node lists, history, baselines, the audit log).
+    pub fn read<T>(&self, f: impl FnOnce(&mut dyn StoreOps) -> T) -> Result<T, VerifierError> {
         self.store.read(f)
+    }
+
+    /// The public key of the audit log's checkpoints.
+    pub fn audit_public_key(&self) -> Result<vigil_audit::AuditPublicKey, VerifierError> {
+        match &self.store {
+            crate::store_api::StoreEngine::Sqlite(pool) => {
+                pool.read(|store| store.audit_public_key())
+            }
+            crate::store_api::StoreEngine::Postgres(pool) => Ok(pool.audit_public_key()),
+        }
     }
 
     /// Status changes from `from` on (see `Verifier.Watch`).
@@ -395,6 +435,46 @@ impl Verifier {
     /// Every known node.
     pub fn nodes(&self) -> Result<Vec<NodeRecord>, VerifierError> {
         Ok(self.store.read(|store| store.nodes())??)
+    }
+
+    /// This replica's name in node leases (PostgreSQL); None on the embedded store.
+    pub fn replica_id(&self) -> Option<&str> {
+        match &self.store {
+            crate::store_api::StoreEngine::Postgres(pool) => Some(pool.replica_id()),
+            crate::store_api::StoreEngine::Sqlite(_) => None,
+        }
+    }
+
+    /// The nodes this verifier polls now: every node on the embedded store; on PostgreSQL
+    /// the due ones this replica just leased for `lease_secs` (see `poll::run`).
+    pub fn nodes_to_poll(&self, lease_secs: i64) -> Result<Vec<NodeRecord>, VerifierError> {
+        let crate::store_api::StoreEngine::Postgres(pool) = &self.store else {
+            return self.nodes();
+        };
+        let replica = pool.replica_id().to_owned();
+        let nodes = self.nodes()?;
+        let total = nodes.len() as i64;
+        let now = unix_now();
+        let claimed = pool.with_connection(|db| {
+            let limit = fair_share(&db.lease_counts(now)?, &replica, total);
+            db.claim_due_nodes(&replica, now, lease_secs, limit)
+        })?;
+        Ok(nodes
+            .into_iter()
+            .filter(|n| claimed.binary_search(&n.node_id).is_ok())
+            .collect())
+    }
+
+    /// Gives back this replica's node leases (graceful shutdown), so the other replicas
+    /// take its nodes at once instead of when the leases expire.
+    pub fn release_leases(&self) -> Result<u64, VerifierError> {
+        match &self.store {
+            crate::store_api::StoreEngine::Postgres(pool) => {
+                let replica = pool.replica_id().to_owned();
+                pool.with_connection(|db| db.release_leases(&replica))
+            }
+            crate::store_api::StoreEngine::Sqlite(_) => Ok(0),
+        }
     }
 
     /// Prunes the stored evidence of verdicts recorded before `cutoff` (see
@@ -892,6 +972,17 @@ impl Verifier {
     }
 }
 
+/// How many more nodes `replica` may lease now: an even share of `total` among the replicas
+/// holding leases (itself included), less what it holds, and at least one. A replica alone,
+/// or one whose peers died (their leases expired, so they no longer count), takes every due
+/// node.
+fn fair_share(leases: &BTreeMap<String, i64>, replica: &str, total: i64) -> i64 {
+    let replicas = leases.len() as i64 + i64::from(!leases.contains_key(replica));
+    let share = (total + replicas - 1) / replicas.max(1);
+    let held = leases.get(replica).copied().unwrap_or(0);
+    (share - held).max(1)
+}
+
 /// Everything one verdict writes, owned, so the group-commit writer can record it.
 struct VerdictToRecord {
     node_id: String,
@@ -907,7 +998,10 @@ struct VerdictToRecord {
 impl VerdictToRecord {
     /// Records the verdict (with its audit entry), the node's new status, its GPU identities
     /// and IMA state, in the caller's transaction; returns the status changes it caused.
-    fn write(self, store: &mut Store) -> Result<Vec<crate::store::StatusChange>, VerifierError> {
+    fn write(
+        self,
+        store: &mut dyn StoreOps,
+    ) -> Result<Vec<crate::store::StatusChange>, VerifierError> {
         let seq_before = store.latest_status_seq()?;
         if let Some(node) = &self.tofu_node
             && !store.insert_node(node)?
@@ -930,7 +1024,10 @@ impl VerdictToRecord {
 
 /// The status changes recorded after `seq_before` (the caller holds the store, so they are
 /// its own); read only when there are any. A failure to read them is logged, never an error.
-fn status_changes_since(store: &Store, seq_before: i64) -> Vec<crate::store::StatusChange> {
+fn status_changes_since(
+    store: &mut dyn StoreOps,
+    seq_before: i64,
+) -> Vec<crate::store::StatusChange> {
     match store.latest_status_seq() {
         Ok(latest) if latest <= seq_before => return Vec::new(),
         _ => {}
@@ -1492,4 +1589,28 @@ fn event_log_checks(
         },
     ));
     (checks, claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fair_share;
+    use std::collections::BTreeMap;
+
+    fn leases(held: &[(&str, i64)]) -> BTreeMap<String, i64> {
+        held.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect()
+    }
+
+    #[test]
+    fn replicas_split_the_fleet_and_a_lone_one_takes_it_all() {
+        // Alone (no leases anywhere, or only its own): everything.
+        assert_eq!(fair_share(&leases(&[]), "a", 30), 30);
+        assert_eq!(fair_share(&leases(&[("a", 10)]), "a", 30), 20);
+        // A peer holds leases: half each, rounded up, less what is held already.
+        assert_eq!(fair_share(&leases(&[("b", 15)]), "a", 30), 15);
+        assert_eq!(fair_share(&leases(&[("a", 15), ("b", 15)]), "a", 31), 1);
+        assert_eq!(fair_share(&leases(&[("a", 5), ("b", 25)]), "a", 30), 10);
+        // Over its share it still claims one, so nothing due waits for ever.
+        assert_eq!(fair_share(&leases(&[("a", 25), ("b", 5)]), "a", 30), 1);
+        assert_eq!(fair_share(&leases(&[("b", 3), ("c", 3)]), "a", 9), 3);
+    }
 }

@@ -7,7 +7,8 @@ use serde::Serialize;
 use crate::baseline::{Baseline, BaselineRef, CompiledBaseline, Outcome, appraise};
 use crate::claims::ClaimSet;
 use crate::report::AttestationReport;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
+use crate::store_api::StoreOps;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeImpact {
@@ -74,7 +75,7 @@ fn status_name(status: vigil_ear::Status) -> String {
 /// every node). The evidence age is taken at the time of each node's verdict: the question
 /// is how that evidence would have been judged.
 pub fn impact(
-    store: &Store,
+    store: &mut dyn StoreOps,
     proposed: &CompiledBaseline,
     sha256: &str,
     group: Option<&str>,

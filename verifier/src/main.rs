@@ -64,6 +64,11 @@ enum Command {
     Serve(ServeArgs),
     /// Challenge one node's attester, appraise its evidence and print the verdict.
     Verify(VerifyArgs),
+    /// The store's schema (migrate), and moving a SQLite installation to PostgreSQL (copy).
+    Db {
+        #[command(subcommand)]
+        command: cli::db::DbCommand,
+    },
     /// Register, inspect and remove nodes.
     Node {
         #[command(subcommand)]
@@ -168,6 +173,7 @@ fn main() -> ExitCode {
         Command::History(args) => cli::nodes::history(args),
         Command::Watch(args) => cli::watch::watch(args),
         Command::Audit { command } => cli::audit::audit_command(command),
+        Command::Db { command } => cli::db::db_command(command),
         Command::Node { command } => cli::node::node_command(command),
         Command::Nodes(args) => cli::nodes::nodes(args),
         Command::Quote {

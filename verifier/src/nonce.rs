@@ -4,7 +4,8 @@
 use ring::rand::{SecureRandom, SystemRandom};
 use vigil_proto::binding::NONCE_LEN;
 
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
+use crate::store_api::StoreOps;
 
 /// How long a nonce stays valid unless configured otherwise.
 pub const DEFAULT_NONCE_TTL_SECS: i64 = 60;
@@ -37,7 +38,7 @@ impl From<StoreError> for NonceError {
 
 /// Makes a fresh nonce for `node_id`, valid for `ttl_secs` from `now`.
 pub fn issue(
-    store: &Store,
+    store: &mut dyn StoreOps,
     node_id: &str,
     now: i64,
     ttl_secs: i64,
@@ -55,12 +56,17 @@ pub fn issue(
 pub const NONCE_MEMORY_SECS: i64 = 86_400;
 
 /// Keeps the table small: forgets nonces expired for longer than [`NONCE_MEMORY_SECS`].
-pub fn prune(store: &Store, now: i64) -> Result<usize, NonceError> {
+pub fn prune(store: &mut dyn StoreOps, now: i64) -> Result<usize, NonceError> {
     Ok(store.prune_nonces(now.saturating_sub(NONCE_MEMORY_SECS))?)
 }
 
 /// Uses up `nonce` for `node_id` at `now`, or says exactly why it cannot be used.
-pub fn consume(store: &Store, nonce: &[u8], node_id: &str, now: i64) -> Result<(), NonceError> {
+pub fn consume(
+    store: &mut dyn StoreOps,
+    nonce: &[u8],
+    node_id: &str,
+    now: i64,
+) -> Result<(), NonceError> {
     if nonce.len() != NONCE_LEN {
         return Err(NonceError::WrongLength(nonce.len()));
     }
@@ -89,44 +95,45 @@ pub fn consume(store: &Store, nonce: &[u8], node_id: &str, now: i64) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
     #[test]
     fn fresh_nonce_passes_once_then_is_a_replay() {
-        let store = Store::in_memory().unwrap();
-        let nonce = issue(&store, "n", 1000, 60).unwrap();
-        assert_eq!(consume(&store, &nonce, "n", 1001), Ok(()));
+        let mut store = Store::in_memory().unwrap();
+        let nonce = issue(&mut store, "n", 1000, 60).unwrap();
+        assert_eq!(consume(&mut store, &nonce, "n", 1001), Ok(()));
         assert_eq!(
-            consume(&store, &nonce, "n", 1002),
+            consume(&mut store, &nonce, "n", 1002),
             Err(NonceError::Replayed { used_at: 1001 })
         );
     }
 
     #[test]
     fn each_refusal_names_its_reason() {
-        let store = Store::in_memory().unwrap();
-        let a = issue(&store, "a", 1000, 60).unwrap();
-        let b = issue(&store, "a", 1000, 60).unwrap();
+        let mut store = Store::in_memory().unwrap();
+        let a = issue(&mut store, "a", 1000, 60).unwrap();
+        let b = issue(&mut store, "a", 1000, 60).unwrap();
         assert_ne!(a, b, "nonces must be random");
         assert_eq!(
-            consume(&store, &a, "b", 1001),
+            consume(&mut store, &a, "b", 1001),
             Err(NonceError::Foreign {
                 issued_for: "a".into(),
                 presented_by: "b".into()
             })
         );
         assert_eq!(
-            consume(&store, &b, "a", 1060),
+            consume(&mut store, &b, "a", 1060),
             Err(NonceError::Expired {
                 expires_at: 1060,
                 now: 1060
             })
         );
         assert_eq!(
-            consume(&store, &[7u8; 32], "a", 1001),
+            consume(&mut store, &[7u8; 32], "a", 1001),
             Err(NonceError::Unknown)
         );
         assert_eq!(
-            consume(&store, &[7u8; 5], "a", 1001),
+            consume(&mut store, &[7u8; 5], "a", 1001),
             Err(NonceError::WrongLength(5))
         );
     }

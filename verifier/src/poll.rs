@@ -31,7 +31,21 @@ fn jitter(interval: Duration) -> Duration {
 }
 
 /// Runs forever (until the server stops), one round per interval.
+///
+/// On PostgreSQL, replicas share the fleet through node leases instead: every quarter
+/// interval each replica claims the nodes whose lease expired (`SKIP LOCKED`, so no node is
+/// claimed twice), holds them for one interval and attests them. A node is re-attested about
+/// once an interval by whichever replica claimed it, and a dead replica's nodes come due for
+/// the others when their leases expire, at most one interval after it last attested them.
 pub async fn run(verifier: Arc<Verifier>, config: PollConfig) {
+    if verifier.replica_id().is_some() {
+        let tick = (config.interval / 4).max(Duration::from_secs(1));
+        loop {
+            let due = tokio::time::Instant::now() + tick;
+            tokio::time::sleep_until(due).await;
+            poll_round(Arc::clone(&verifier), config, due.into_std()).await;
+        }
+    }
     loop {
         let due = tokio::time::Instant::now() + config.interval + jitter(config.interval);
         tokio::time::sleep_until(due).await;
@@ -49,7 +63,8 @@ pub async fn poll_once(verifier: Arc<Verifier>, config: PollConfig) {
 async fn poll_round(verifier: Arc<Verifier>, config: PollConfig, due: std::time::Instant) {
     let nodes = {
         let verifier = Arc::clone(&verifier);
-        match tokio::task::spawn_blocking(move || verifier.nodes()).await {
+        let lease_secs = config.interval.as_secs().max(1) as i64;
+        match tokio::task::spawn_blocking(move || verifier.nodes_to_poll(lease_secs)).await {
             Ok(Ok(nodes)) => nodes,
             Ok(Err(error)) => {
                 tracing::error!(event = "poll_failure", %error, "poller cannot list nodes");

@@ -162,7 +162,7 @@ pub async fn attest_node(
 /// `NoAddress` when it was registered without one (push mode).
 pub fn registered_address(verifier: &Verifier, node_id: &str) -> Result<String, PullError> {
     let node = verifier
-        .with_store(|store| store.node(node_id))?
+        .read(|store| store.node(node_id))?
         .map_err(VerifierError::from)?
         .ok_or_else(|| PullError::UnknownNode(node_id.to_owned()))?;
     node.address

@@ -125,24 +125,21 @@ pub fn summarize_result(result_json: &str) -> String {
 /// The most recent `limit` verdicts (only `node_id`'s when given), oldest first, and whether
 /// older ones exist.
 pub fn recent_verdicts(
-    store: &crate::store::Store,
+    store: &mut dyn crate::store_api::StoreOps,
     node_id: Option<&str>,
     limit: u32,
-) -> Result<(Vec<v1::VerdictSummary>, bool), rusqlite::Error> {
-    let mut statement = store.connection().prepare(
-        "SELECT id, node_id, verified_at, verdict, result_json FROM verdicts
-         WHERE ?1 IS NULL OR node_id = ?1 ORDER BY id DESC LIMIT ?2",
-    )?;
-    let rows = statement.query_map(rusqlite::params![node_id, i64::from(limit) + 1], |row| {
-        Ok(v1::VerdictSummary {
-            id: row.get(0)?,
-            node_id: row.get(1)?,
-            verified_at_unix: row.get(2)?,
-            verdict: row.get(3)?,
-            summary: summarize_result(&row.get::<_, String>(4)?),
+) -> Result<(Vec<v1::VerdictSummary>, bool), crate::store::StoreError> {
+    let mut verdicts: Vec<v1::VerdictSummary> = store
+        .recent_verdicts(node_id, i64::from(limit) + 1)?
+        .into_iter()
+        .map(|v| v1::VerdictSummary {
+            summary: summarize_result(&v.result_json),
+            id: v.id,
+            node_id: v.node_id,
+            verified_at_unix: v.verified_at,
+            verdict: v.verdict,
         })
-    })?;
-    let mut verdicts = rows.collect::<Result<Vec<_>, _>>()?;
+        .collect();
     let truncated = verdicts.len() > limit as usize;
     verdicts.truncate(limit as usize);
     verdicts.reverse();
@@ -151,7 +148,7 @@ pub fn recent_verdicts(
 
 /// Every node the store knows (only `node_id` when given), as `ListNodes` returns them.
 pub fn node_infos(
-    store: &crate::store::Store,
+    store: &mut dyn crate::store_api::StoreOps,
     node_id: Option<&str>,
 ) -> Result<Vec<v1::NodeInfo>, crate::store::StoreError> {
     store
@@ -312,10 +309,9 @@ impl VerifierRpc for VerifierService {
         let node_id = Some(request.into_inner().node_id).filter(|id| !id.is_empty());
         let verifier = Arc::clone(&self.verifier);
         let wanted = node_id.clone();
-        let nodes = blocking(move || {
-            Ok(verifier.with_store(|store| node_infos(store, wanted.as_deref()))??)
-        })
-        .await?;
+        let nodes =
+            blocking(move || Ok(verifier.read(|store| node_infos(store, wanted.as_deref()))??))
+                .await?;
         if let Some(id) = node_id
             && nodes.is_empty()
         {
@@ -335,7 +331,7 @@ impl VerifierRpc for VerifierService {
         let limit = history_limit(request.limit);
         let verifier = Arc::clone(&self.verifier);
         let (verdicts, truncated) = tokio::task::spawn_blocking(move || {
-            verifier.with_store(|store| recent_verdicts(store, node_id.as_deref(), limit))
+            verifier.read(|store| recent_verdicts(store, node_id.as_deref(), limit))
         })
         .await
         .map_err(|e| Status::internal(format!("verifier task failed: {e}")))?
@@ -425,7 +421,7 @@ impl v1::baselines_server::Baselines for BaselinesService {
         let version = Some(request.version).filter(|v| *v > 0);
         let stored = blocking_baseline(move || {
             verifier
-                .with_store(|store| store.baseline(&request.name, version))?
+                .read(|store| store.baseline(&request.name, version))?
                 .map_err(VerifierError::from)
         })
         .await?
@@ -440,7 +436,7 @@ impl v1::baselines_server::Baselines for BaselinesService {
         let verifier = Arc::clone(&self.verifier);
         let (baselines, assignments) = blocking_baseline(move || {
             verifier
-                .with_store(|store| {
+                .read(|store| {
                     Ok::<_, crate::store::StoreError>((
                         store.baselines()?,
                         store.baseline_assignments()?,
@@ -571,14 +567,15 @@ impl AuditService {
 /// Most records one Query returns.
 const MAX_QUERY_RECORDS: u64 = 10_000;
 
-fn audit_status(error: vigil_audit::AuditError) -> Status {
+fn audit_status(error: crate::store::StoreError) -> Status {
     Status::internal(format!("audit log: {error}"))
 }
 
 fn latest_checkpoint(
-    conn: &rusqlite::Connection,
+    store: &mut dyn crate::store_api::StoreOps,
 ) -> Result<(String, vigil_audit::ParsedCheckpoint), Status> {
-    let note = vigil_audit::latest_checkpoint_note(conn)
+    let note = store
+        .audit_latest_checkpoint()
         .map_err(audit_status)?
         .ok_or_else(|| Status::failed_precondition("the audit log has no checkpoint yet"))?;
     let parsed = vigil_audit::parse_checkpoint(&note)
@@ -614,14 +611,13 @@ impl vigil_proto::v1::audit_server::Audit for AuditService {
         };
         let verifier = Arc::clone(&self.verifier);
         let records = tokio::task::spawn_blocking(move || {
-            verifier.with_store(|store| {
-                let conn = store.connection();
-                let size = vigil_audit::tree_size(conn)?;
+            verifier.read(|store| {
+                let size = store.audit_tree_size()?;
                 let mut out = Vec::new();
                 let mut next = query.from_index;
                 // Read in pages so a filter that matches little does not load the whole log.
                 while next < size && (out.len() as u64) < limit {
-                    let page = vigil_audit::read_entries(conn, next, 1000)?;
+                    let page = store.audit_entries(next, 1000)?;
                     let Some(last) = page.last() else { break };
                     next = last.index + 1;
                     for stored in page {
@@ -645,7 +641,7 @@ impl vigil_proto::v1::audit_server::Audit for AuditService {
                         }
                     }
                 }
-                Ok::<_, vigil_audit::AuditError>(out)
+                Ok::<_, crate::store::StoreError>(out)
             })
         })
         .await
@@ -661,12 +657,11 @@ impl vigil_proto::v1::audit_server::Audit for AuditService {
         _request: Request<vigil_proto::v1::CheckpointRequest>,
     ) -> Result<Response<vigil_proto::v1::CheckpointResponse>, Status> {
         let verifier = Arc::clone(&self.verifier);
-        let (note, parsed) = tokio::task::spawn_blocking(move || {
-            verifier.with_store(|store| latest_checkpoint(store.connection()))
-        })
-        .await
-        .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
-        .map_err(verifier_status)??;
+        let (note, parsed) =
+            tokio::task::spawn_blocking(move || verifier.read(|store| latest_checkpoint(store)))
+                .await
+                .map_err(|e| Status::internal(format!("audit task failed: {e}")))?
+                .map_err(verifier_status)??;
         Ok(Response::new(vigil_proto::v1::CheckpointResponse {
             note,
             tree_size: parsed.tree_size,
@@ -684,13 +679,13 @@ impl vigil_proto::v1::audit_server::Audit for AuditService {
         })?;
         let verifier = Arc::clone(&self.verifier);
         let response = tokio::task::spawn_blocking(move || {
-            verifier.with_store(|store| {
-                let conn = store.connection();
-                let (note, parsed) = latest_checkpoint(conn)?;
-                let invalid = |e: vigil_audit::AuditError| Status::invalid_argument(e.to_string());
+            verifier.read(|store| {
+                let (note, parsed) = latest_checkpoint(store)?;
+                let invalid = |e: crate::store::StoreError| Status::invalid_argument(e.to_string());
                 Ok::<_, Status>(match proof {
                     Proof::InclusionOfIndex(index) => {
-                        let p = vigil_audit::inclusion_proof(conn, index, parsed.tree_size)
+                        let p = store
+                            .audit_inclusion_proof(index, parsed.tree_size)
                             .map_err(invalid)?;
                         vigil_proto::v1::ProveResponse {
                             path: p.path.iter().map(|h| h.to_vec()).collect(),
@@ -700,7 +695,8 @@ impl vigil_proto::v1::audit_server::Audit for AuditService {
                         }
                     }
                     Proof::ConsistencyFromSize(first) => {
-                        let p = vigil_audit::consistency_proof(conn, first, parsed.tree_size)
+                        let p = store
+                            .audit_consistency_proof(first, parsed.tree_size)
                             .map_err(invalid)?;
                         vigil_proto::v1::ProveResponse {
                             path: p.path.iter().map(|h| h.to_vec()).collect(),
@@ -724,8 +720,9 @@ impl vigil_proto::v1::audit_server::Audit for AuditService {
     ) -> Result<Response<vigil_proto::v1::PublicKeysResponse>, Status> {
         let key = self
             .verifier
-            .with_store(|store| store.audit_public_key().to_verifier_key())
-            .map_err(verifier_status)?;
+            .audit_public_key()
+            .map_err(verifier_status)?
+            .to_verifier_key();
         Ok(Response::new(vigil_proto::v1::PublicKeysResponse {
             verifier_keys: vec![key],
         }))
@@ -761,29 +758,29 @@ mod tests {
 
     #[test]
     fn recent_verdicts_are_the_newest_oldest_first_and_say_when_cut() {
-        let store =
+        let mut store =
             store_with_verdicts(&[("a", "pass"), ("b", "fail"), ("a", "fail"), ("a", "pass")]);
-        let (all, truncated) = recent_verdicts(&store, None, 10).unwrap();
+        let (all, truncated) = recent_verdicts(&mut store, None, 10).unwrap();
         assert_eq!(all.iter().map(|v| v.id).collect::<Vec<_>>(), [1, 2, 3, 4]);
         assert!(!truncated);
         assert_eq!(all[0].summary, "(unreadable result)");
 
-        let (last_two, truncated) = recent_verdicts(&store, None, 2).unwrap();
+        let (last_two, truncated) = recent_verdicts(&mut store, None, 2).unwrap();
         assert_eq!(last_two.iter().map(|v| v.id).collect::<Vec<_>>(), [3, 4]);
         assert!(truncated);
 
-        let (only_a, truncated) = recent_verdicts(&store, Some("a"), 3).unwrap();
+        let (only_a, truncated) = recent_verdicts(&mut store, Some("a"), 3).unwrap();
         assert_eq!(only_a.iter().map(|v| v.id).collect::<Vec<_>>(), [1, 3, 4]);
         assert!(only_a.iter().all(|v| v.node_id == "a"));
         assert!(!truncated, "exactly the limit is not truncated");
 
-        let (none, truncated) = recent_verdicts(&store, Some("zzz"), 3).unwrap();
+        let (none, truncated) = recent_verdicts(&mut store, Some("zzz"), 3).unwrap();
         assert!(none.is_empty() && !truncated);
     }
 
     #[test]
     fn node_infos_filter_by_id() {
-        let store = crate::store::Store::in_memory().unwrap();
+        let mut store = crate::store::Store::in_memory().unwrap();
         for id in ["n1", "n2"] {
             store
                 .connection()
@@ -794,14 +791,14 @@ mod tests {
                 )
                 .unwrap();
         }
-        let all = node_infos(&store, None).unwrap();
+        let all = node_infos(&mut store, None).unwrap();
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].ak_name_hex, "0a0b");
         assert_eq!(all[0].registered_at_unix, 0, "never registered");
         assert_eq!(all[0].address, "");
-        let one = node_infos(&store, Some("n2")).unwrap();
+        let one = node_infos(&mut store, Some("n2")).unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].node_id, "n2");
-        assert!(node_infos(&store, Some("n3")).unwrap().is_empty());
+        assert!(node_infos(&mut store, Some("n3")).unwrap().is_empty());
     }
 }

@@ -34,6 +34,9 @@ pub enum StoreError {
     /// recorded, and none was acknowledged.
     #[error("database commit failed, the write is not recorded: {reason}")]
     Commit { reason: String },
+    /// From the PostgreSQL engine (vigil-pgstore's message names the operation).
+    #[error("{0}")]
+    Postgres(String),
 }
 
 /// An exclusive claim on a database file for one server process, held until dropped. Two
@@ -219,22 +222,14 @@ pub fn pruned_evidence(
     .map_err(db("read pruned evidence"))
 }
 
+/// The store's records, one definition for both engines (SQLite here, PostgreSQL in
+/// vigil-pgstore): a node, a nonce, a verdict, a status change (in the order they happened).
+pub use vigil_pgstore::{NodeRecord, NonceRecord, StatusChange, VerdictRecord};
+
 /// A node's status as orchestrators see it.
 pub const STATUS_TRUSTED: &str = "trusted";
 pub const STATUS_UNTRUSTED: &str = "untrusted";
 pub const STATUS_UNKNOWN: &str = "unknown";
-
-/// One change of a node's status, in the order they happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusChange {
-    pub seq: i64,
-    pub node_id: String,
-    pub old_status: String,
-    pub new_status: String,
-    pub reason: String,
-    pub time: i64,
-    pub result_json: String,
-}
 
 /// Records a status change for `node_id` if its status differs from `new_status`.
 fn change_status(
@@ -271,27 +266,6 @@ fn change_status(
     )
     .map_err(db("record status change"))?;
     Ok(())
-}
-
-/// A node as the verifier knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeRecord {
-    pub node_id: String,
-    pub ak_public: Vec<u8>,
-    pub ak_name: Vec<u8>,
-    /// How the AK came to be trusted: "tofu" until EK-rooted registration exists.
-    pub ak_trust: String,
-    pub address: Option<String>,
-    pub first_seen: i64,
-    pub last_seen: i64,
-    pub last_verdict: Option<String>,
-    /// TPM2B_PUBLIC of the EK the AK was proven against (registered nodes only).
-    pub ek_public: Option<Vec<u8>>,
-    pub ek_certificate: Option<Vec<u8>>,
-    pub group: String,
-    pub registered_at: Option<i64>,
-    /// trusted / untrusted / unknown (see `Verifier.Watch`).
-    pub status: String,
 }
 
 const NODE_COLUMNS: &str = "node_id, ak_public, ak_name, ak_trust, address, first_seen, last_seen, \
@@ -342,26 +316,6 @@ fn insert_node_row(connection: &Connection, node: &NodeRecord) -> Result<usize, 
         .map_err(db("record node"))
 }
 
-/// A nonce as stored: who it was issued for, until when, whether it was used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NonceRecord {
-    pub node_id: String,
-    pub issued_at: i64,
-    pub expires_at: i64,
-    pub used_at: Option<i64>,
-}
-
-/// One recorded verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerdictRecord {
-    pub id: i64,
-    pub node_id: String,
-    pub nonce: Vec<u8>,
-    pub verified_at: i64,
-    pub verdict: String,
-    pub result_json: String,
-}
-
 /// A `verdicts` row selected as `id, node_id, nonce, verified_at, verdict, result_json`.
 pub(crate) fn verdict_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<VerdictRecord> {
     Ok(VerdictRecord {
@@ -392,6 +346,28 @@ pub struct PreparedVerdict {
 }
 
 impl PreparedVerdict {
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+    pub fn nonce(&self) -> &[u8] {
+        &self.nonce
+    }
+    pub fn verified_at(&self) -> i64 {
+        self.verified_at
+    }
+    pub fn verdict(&self) -> &str {
+        &self.verdict
+    }
+    pub fn result_json(&self) -> &str {
+        &self.result_json
+    }
+    pub fn evidence(&self) -> &[u8] {
+        &self.evidence
+    }
+    pub fn speaks_for_node(&self) -> bool {
+        self.speaks_for_node
+    }
+
     /// Serialises `result` and encodes the audit body (`claimed_identity`, `evidence`,
     /// `nonce`, `result`, `verdict`; `verdict_id` comes at recording).
     pub fn new(
@@ -457,8 +433,9 @@ pub fn audit_key_path(db: &Path) -> std::path::PathBuf {
     db.with_file_name(name)
 }
 
-/// Loads the Ed25519 audit key beside the database, creating it (mode 0600) on first use.
-fn load_or_create_audit_key(
+/// Loads the Ed25519 audit key at `path` (beside the database, or `--audit-key`), creating
+/// it (mode 0600) on first use; `None` makes a throwaway key (in-memory stores).
+pub fn load_or_create_audit_key(
     path: Option<&Path>,
 ) -> Result<vigil_audit::AuditSigningKey, StoreError> {
     let key_error = |reason: String| StoreError::AuditKey { reason };
@@ -1057,6 +1034,26 @@ impl Store {
                 |row| row.get(0),
             )
             .map_err(db("read latest status change"))
+    }
+
+    /// The newest `limit` verdicts (only `node_id`'s when given), newest first.
+    pub fn recent_verdicts(
+        &self,
+        node_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<VerdictRecord>, StoreError> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT id, node_id, nonce, verified_at, verdict, result_json FROM verdicts
+                 WHERE ?1 IS NULL OR node_id = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(db("query recent verdicts"))?;
+        let rows = statement
+            .query_map(params![node_id, limit], verdict_from_row)
+            .map_err(db("query recent verdicts"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(db("read verdict row"))
     }
 
     pub fn verdict_count(&self) -> Result<i64, StoreError> {

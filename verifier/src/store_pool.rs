@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::attest::VerifierError;
 use crate::store::{Store, StoreError};
+use crate::store_api::StoreOps;
 
 /// Most writes committed together; the rest wait for the next commit.
 pub const MAX_BATCH: usize = 512;
@@ -22,28 +23,33 @@ pub const MAX_BATCH: usize = 512;
 /// Idle read connections kept open; more are opened under load and closed afterwards.
 const MAX_IDLE_READERS: usize = 16;
 
+/// What a job leaves to do once its batch's commit succeeded (`Ok`) or failed (`Err`).
+pub type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+
 /// A queued write. Given the writer's store (inside the batch transaction) it does its work;
-/// given `None` (the batch transaction could not begin) it does nothing. Either way it
-/// returns what to do once the batch's commit succeeded (`Ok`) or failed (`Err`).
-type Job = Box<dyn FnOnce(Option<&mut Store>) -> JobOutcome + Send>;
+/// given `None` (the batch transaction could not begin) it does nothing.
+pub type Job = Box<dyn FnOnce(Option<&mut dyn StoreOps>) -> JobOutcome + Send>;
 
 /// The result of a job's work, kept until the commit decides whether it stands.
-struct JobOutcome {
-    failed: bool,
-    finish: Box<dyn FnOnce(Result<(), String>) + Send>,
+pub struct JobOutcome {
+    pub failed: bool,
+    pub finish: Finish,
+}
+
+/// A store that can run a batch of jobs in one transaction, each in a savepoint of its own
+/// (a failing job undoes only itself), and commit them at once.
+pub trait BatchWriter: Send {
+    /// Runs `batch`; the jobs' finishers and the commit's outcome.
+    fn run_batch(&mut self, batch: Vec<Job>) -> (Vec<Finish>, Result<(), String>);
 }
 
 /// Where a waiting caller finds its answer.
 type Slot<T> = Arc<Mutex<Option<Result<T, VerifierError>>>>;
 
-pub struct StorePool {
-    writer: Mutex<Store>,
+/// One writer and a queue: whoever holds the writer commits everything queued at that moment.
+pub struct GroupCommit<W: BatchWriter> {
+    writer: Mutex<W>,
     queue: Mutex<Vec<Job>>,
-    readers: Mutex<Vec<Store>>,
-    /// The database file; `None` for an in-memory store, whose reads use the writer.
-    path: Option<PathBuf>,
-    /// Handed to read connections (they publish its public half), without asking the writer.
-    audit_key: Arc<vigil_audit::AuditSigningKey>,
     commits: AtomicU64,
     writes: AtomicU64,
 }
@@ -55,16 +61,11 @@ pub struct CommitCounts {
     pub writes: u64,
 }
 
-impl StorePool {
-    pub fn new(store: Store) -> Self {
-        let path = store.path().map(Path::to_path_buf);
-        let audit_key = store.shared_audit_key();
-        StorePool {
-            audit_key,
-            writer: Mutex::new(store),
+impl<W: BatchWriter> GroupCommit<W> {
+    pub fn new(writer: W) -> Self {
+        GroupCommit {
+            writer: Mutex::new(writer),
             queue: Mutex::new(Vec::new()),
-            readers: Mutex::new(Vec::new()),
-            path,
             commits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
         }
@@ -77,39 +78,15 @@ impl StorePool {
         }
     }
 
-    /// Runs `f` on a read connection of its own; it sees every write acknowledged so far.
-    pub fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> Result<T, VerifierError> {
-        let Some(path) = &self.path else {
-            let store = self.writer.lock().map_err(|_| VerifierError::Poisoned)?;
-            return Ok(f(&store));
-        };
-        let idle = self
-            .readers
-            .lock()
-            .map_err(|_| VerifierError::Poisoned)?
-            .pop();
-        let reader = match idle {
-            Some(reader) => reader,
-            None => Store::open_reader(path, Arc::clone(&self.audit_key))?,
-        };
-        let value = f(&reader);
-        if let Ok(mut readers) = self.readers.lock()
-            && readers.len() < MAX_IDLE_READERS
-        {
-            readers.push(reader);
-        }
-        Ok(value)
-    }
-
     /// Runs `f` as one write, committed (durably) with whatever other writes are queued, and
     /// returns its result only after the commit. An `Err` from `f` undoes `f`'s changes alone.
     pub fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Store) -> Result<T, VerifierError> + Send + 'static,
+        f: impl FnOnce(&mut dyn StoreOps) -> Result<T, VerifierError> + Send + 'static,
     ) -> Result<T, VerifierError> {
         let slot: Slot<T> = Arc::new(Mutex::new(None));
         let answer = Arc::clone(&slot);
-        let job: Job = Box::new(move |store: Option<&mut Store>| {
+        let job: Job = Box::new(move |store: Option<&mut dyn StoreOps>| {
             let result = store.map(f);
             JobOutcome {
                 failed: !matches!(result, Some(Ok(_))),
@@ -146,56 +123,19 @@ impl StorePool {
                 let rest = queue.split_off(taken);
                 std::mem::replace(&mut *queue, rest)
             };
-            self.run_batch(&mut writer, batch);
+            if !batch.is_empty() {
+                let count = batch.len() as u64;
+                let (finishers, committed) = writer.run_batch(batch);
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                self.writes.fetch_add(count, Ordering::Relaxed);
+                for finish in finishers {
+                    finish(committed.clone());
+                }
+            }
             drop(writer);
             if let Some(result) = take(&slot)? {
                 return result;
             }
-        }
-    }
-
-    /// One transaction for the whole batch, a savepoint per job, one commit.
-    fn run_batch(&self, store: &mut Store, batch: Vec<Job>) {
-        if batch.is_empty() {
-            return;
-        }
-        let count = batch.len() as u64;
-        let begun = store
-            .connection
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| format!("begin: {e}"));
-        let mut finishers = Vec::with_capacity(batch.len());
-        for job in batch {
-            if begun.is_err() {
-                finishers.push(job(None).finish);
-                continue;
-            }
-            let savepoint = store.connection.execute_batch("SAVEPOINT vigil_write");
-            if savepoint.is_err() {
-                finishers.push(job(None).finish);
-                continue;
-            }
-            let outcome = job(Some(&mut *store));
-            let end = if outcome.failed {
-                "ROLLBACK TO vigil_write; RELEASE vigil_write"
-            } else {
-                "RELEASE vigil_write"
-            };
-            // A failure here surfaces at COMMIT, which then fails the whole batch.
-            let _ = store.connection.execute_batch(end);
-            finishers.push(outcome.finish);
-        }
-        let committed = match begun {
-            Ok(()) => store.connection.execute_batch("COMMIT").map_err(|e| {
-                let _ = store.connection.execute_batch("ROLLBACK");
-                format!("commit: {e}")
-            }),
-            Err(reason) => Err(reason),
-        };
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        self.writes.fetch_add(count, Ordering::Relaxed);
-        for finish in finishers {
-            finish(committed.clone());
         }
     }
 
@@ -205,8 +145,123 @@ impl StorePool {
     }
 
     /// Holds the writer, so writes queue up (tests of group commit).
-    pub fn hold_writer(&self) -> Result<std::sync::MutexGuard<'_, Store>, VerifierError> {
+    pub fn hold_writer(&self) -> Result<std::sync::MutexGuard<'_, W>, VerifierError> {
         self.writer.lock().map_err(|_| VerifierError::Poisoned)
+    }
+}
+
+impl BatchWriter for Store {
+    /// One `BEGIN IMMEDIATE` for the whole batch, a savepoint per job, one `COMMIT`.
+    fn run_batch(&mut self, batch: Vec<Job>) -> (Vec<Finish>, Result<(), String>) {
+        let begun = self
+            .connection
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| format!("begin: {e}"));
+        let mut finishers = Vec::with_capacity(batch.len());
+        for job in batch {
+            if begun.is_err() {
+                finishers.push(job(None).finish);
+                continue;
+            }
+            let savepoint = self.connection.execute_batch("SAVEPOINT vigil_write");
+            if savepoint.is_err() {
+                finishers.push(job(None).finish);
+                continue;
+            }
+            let outcome = job(Some(&mut *self));
+            let end = if outcome.failed {
+                "ROLLBACK TO vigil_write; RELEASE vigil_write"
+            } else {
+                "RELEASE vigil_write"
+            };
+            // A failure here surfaces at COMMIT, which then fails the whole batch.
+            let _ = self.connection.execute_batch(end);
+            finishers.push(outcome.finish);
+        }
+        let committed = match begun {
+            Ok(()) => self.connection.execute_batch("COMMIT").map_err(|e| {
+                let _ = self.connection.execute_batch("ROLLBACK");
+                format!("commit: {e}")
+            }),
+            Err(reason) => Err(reason),
+        };
+        (finishers, committed)
+    }
+}
+
+/// The embedded engine: parallel read connections and one group-committing writer.
+pub struct StorePool {
+    writes: GroupCommit<Store>,
+    readers: Mutex<Vec<Store>>,
+    /// The database file; `None` for an in-memory store, whose reads use the writer.
+    path: Option<PathBuf>,
+    /// Handed to read connections (they publish its public half), without asking the writer.
+    audit_key: Arc<vigil_audit::AuditSigningKey>,
+}
+
+impl StorePool {
+    pub fn new(store: Store) -> Self {
+        let path = store.path().map(Path::to_path_buf);
+        let audit_key = store.shared_audit_key();
+        StorePool {
+            audit_key,
+            writes: GroupCommit::new(store),
+            readers: Mutex::new(Vec::new()),
+            path,
+        }
+    }
+
+    pub fn commit_counts(&self) -> CommitCounts {
+        self.writes.commit_counts()
+    }
+
+    /// Runs `f` on a read connection of its own; it sees every write acknowledged so far.
+    pub fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> Result<T, VerifierError> {
+        self.read_mut(|store| f(store))
+    }
+
+    /// [`StorePool::read`] with the connection lent mutably (the engine-neutral interface
+    /// takes `&mut`; a read connection is `query_only` all the same).
+    pub fn read_mut<T>(&self, f: impl FnOnce(&mut Store) -> T) -> Result<T, VerifierError> {
+        let Some(path) = &self.path else {
+            let mut store = self.writes.hold_writer()?;
+            return Ok(f(&mut store));
+        };
+        let idle = self
+            .readers
+            .lock()
+            .map_err(|_| VerifierError::Poisoned)?
+            .pop();
+        let mut reader = match idle {
+            Some(reader) => reader,
+            None => Store::open_reader(path, Arc::clone(&self.audit_key))?,
+        };
+        let value = f(&mut reader);
+        if let Ok(mut readers) = self.readers.lock()
+            && readers.len() < MAX_IDLE_READERS
+        {
+            readers.push(reader);
+        }
+        Ok(value)
+    }
+
+    /// Runs `f` as one write, committed (durably) with whatever other writes are queued, and
+    /// returns its result only after the commit. An `Err` from `f` undoes `f`'s changes alone.
+    pub fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn StoreOps) -> Result<T, VerifierError> + Send + 'static,
+    ) -> Result<T, VerifierError> {
+        self.writes.write(f)
+    }
+
+    /// Jobs queued now (tests use it to line up a batch).
+    pub fn queued(&self) -> usize {
+        self.writes.queued()
+    }
+
+    /// Holds the writer, so writes queue up (tests of group commit).
+    pub fn hold_writer(&self) -> Result<std::sync::MutexGuard<'_, Store>, VerifierError> {
+        self.writes.hold_writer()
     }
 }
 
@@ -246,7 +301,7 @@ mod tests {
     fn queue_writes<T: Send + 'static>(
         pool: &Arc<StorePool>,
         count: usize,
-        job: impl Fn(usize) -> Box<dyn FnOnce(&mut Store) -> Result<T, VerifierError> + Send>,
+        job: impl Fn(usize) -> Box<dyn FnOnce(&mut dyn StoreOps) -> Result<T, VerifierError> + Send>,
     ) -> Vec<Result<T, VerifierError>> {
         let held = pool.hold_writer().expect("writer");
         let threads: Vec<_> = (0..count)
@@ -273,7 +328,7 @@ mod tests {
         let pool = Arc::new(StorePool::new(store));
         let before = pool.commit_counts();
         let results = queue_writes(&pool, 24, |i| {
-            Box::new(move |store: &mut Store| Ok(store.record_event(&entry(i))?))
+            Box::new(move |store: &mut dyn StoreOps| Ok(store.record_event(&entry(i))?))
         });
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         let after = pool.commit_counts();
@@ -297,7 +352,7 @@ mod tests {
         let (dir, store) = scratch_store("undo");
         let pool = Arc::new(StorePool::new(store));
         let results = queue_writes(&pool, 5, |i| {
-            Box::new(move |store: &mut Store| {
+            Box::new(move |store: &mut dyn StoreOps| {
                 store.record_event(&entry(i))?;
                 if i == 2 {
                     return Err(VerifierError::InvalidRequest("write 2 refuses".into()));

@@ -7,6 +7,8 @@
 //! assigned in commit order with no gaps, and a checkpoint made under the lock covers exactly
 //! the entries committed before it plus the transaction's own.
 
+use std::collections::BTreeMap;
+
 use postgres::GenericClient;
 use vigil_audit::merkle::{self, Hash, PerfectNodes, leaf_hash, node_hash};
 use vigil_audit::{
@@ -14,6 +16,8 @@ use vigil_audit::{
     InclusionProof, StoredEntry,
 };
 
+use crate::cache::{Conn, Frontier, LogState};
+use crate::queries::get;
 use crate::{PgStoreError, db};
 
 /// Advisory lock key serialising appends to the audit log and to `status_changes` across
@@ -49,7 +53,7 @@ pub fn tree_size(client: &mut impl GenericClient) -> Result<u64, PgStoreError> {
     let row = client
         .query_one("SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entry", &[])
         .map_err(db("read audit tree size"))?;
-    Ok(from_sql(row.get(0)))
+    Ok(from_sql(get(&row, 0, "read audit tree size")?))
 }
 
 /// Perfect-subtree hashes read from `audit_node`.
@@ -68,7 +72,7 @@ impl<C: GenericClient> PerfectNodes for PgNodes<'_, C> {
             )
             .map_err(db("read audit tree node"))?;
         let row = row.ok_or(AuditError::NodeMissing { level, index })?;
-        to_hash(row.get(0), || {
+        to_hash(get(&row, 0, "read audit tree node")?, || {
             format!("tree node level {level} index {index}")
         })
     }
@@ -81,15 +85,27 @@ pub fn append(
     entry: &AuditEntry,
 ) -> Result<AppendReceipt, PgStoreError> {
     let encoding = entry.encode().map_err(AuditError::from)?;
+    append_encoded(client, &entry.kind, entry.time, &entry.subject, &encoding)
+}
+
+/// [`append`] of an entry already encoded (`AuditEntry::encode_parts`), as vigil-audit's
+/// `append_encoded`: `kind`, `time` and `subject` must be the encoding's.
+pub fn append_encoded(
+    client: &mut impl GenericClient,
+    kind: &str,
+    time: i64,
+    subject: &str,
+    encoding: &[u8],
+) -> Result<AppendReceipt, PgStoreError> {
     lock_log(client)?;
     let index = tree_size(client)?;
     client
         .execute(
             "INSERT INTO audit_entry (idx, kind, time, subject, encoding) VALUES ($1, $2, $3, $4, $5)",
-            &[&to_sql(index)?, &entry.kind, &entry.time, &entry.subject, &encoding],
+            &[&to_sql(index)?, &kind, &time, &subject, &encoding],
         )
         .map_err(db("append audit entry"))?;
-    let leaf = leaf_hash(&encoding);
+    let leaf = leaf_hash(encoding);
     let insert = "INSERT INTO audit_node (level, idx, hash) VALUES ($1, $2, $3)";
     client
         .execute(insert, &[&0i64, &to_sql(index)?, &leaf.as_slice()])
@@ -145,6 +161,168 @@ pub fn checkpoint(
     Ok(cp)
 }
 
+const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
+const TREE_SIZE_SQL: &str = "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_entry";
+
+/// [`lock_log`] with a prepared statement, once per transaction (the lock is held to COMMIT).
+pub(crate) fn lock_log_once(
+    c: &mut Conn<'_, impl GenericClient>,
+    log: &mut LogState,
+) -> Result<(), PgStoreError> {
+    if !log.locked {
+        c.execute(LOCK_SQL, &[&LOG_LOCK])
+            .map_err(db("take the audit log lock"))?;
+        log.locked = true;
+    }
+    Ok(())
+}
+
+/// The frontier of the tree of the first `size` entries, read in one query.
+pub(crate) fn load_frontier(
+    c: &mut Conn<'_, impl GenericClient>,
+    size: u64,
+) -> Result<Frontier, PgStoreError> {
+    let positions = Frontier::positions(size);
+    let levels: Vec<i64> = positions.iter().map(|&(l, _)| i64::from(l)).collect();
+    let indexes = positions
+        .iter()
+        .map(|&(_, i)| to_sql(i))
+        .collect::<Result<Vec<i64>, _>>()?;
+    let rows = c
+        .query(
+            "SELECT level, idx, hash FROM audit_node
+             WHERE (level, idx) IN (SELECT * FROM UNNEST($1::bigint[], $2::bigint[]))",
+            &[&levels, &indexes],
+        )
+        .map_err(db("read audit tree frontier"))?;
+    let mut found = BTreeMap::new();
+    for row in &rows {
+        let level: i64 = get(row, 0, "read audit tree frontier")?;
+        let idx: i64 = get(row, 1, "read audit tree frontier")?;
+        let hash = to_hash(get(row, 2, "read audit tree frontier")?, || {
+            format!("tree node level {level} index {idx}")
+        })?;
+        found.insert((level, idx), hash);
+    }
+    let nodes = positions
+        .iter()
+        .zip(levels.iter().zip(&indexes))
+        .map(|(&(level, index), key)| {
+            found
+                .get(&(*key.0, *key.1))
+                .copied()
+                .ok_or_else(|| AuditError::NodeMissing { level, index }.into())
+        })
+        .collect::<Result<Vec<Hash>, PgStoreError>>()?;
+    Frontier::new(size, nodes)
+}
+
+/// Makes `log` the log as this transaction sees it: the lock (once), then, unless already
+/// current, the tree size (one statement) and, only when it is not the size of the frontier
+/// this connection remembers (another replica appended, or none is remembered), the
+/// frontier read afresh.
+pub(crate) fn sync_log(
+    c: &mut Conn<'_, impl GenericClient>,
+    log: &mut LogState,
+) -> Result<(), PgStoreError> {
+    lock_log_once(c, log)?;
+    if log.current && log.frontier.is_some() {
+        return Ok(());
+    }
+    let row = c
+        .query_one(TREE_SIZE_SQL, &[])
+        .map_err(db("read audit tree size"))?;
+    let size = from_sql(get(&row, 0, "read audit tree size")?);
+    if log.frontier.as_ref().map(Frontier::size) != Some(size) {
+        log.frontier = None;
+        log.frontier = Some(load_frontier(c, size)?);
+    }
+    log.current = true;
+    Ok(())
+}
+
+/// [`append_encoded`] then [`checkpoint`] at the entry's time, in one statement, from the
+/// frontier in `log` (no `audit_node` reads): the same rows, byte for byte. Returns the
+/// entry's index.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn append_and_checkpoint(
+    c: &mut Conn<'_, impl GenericClient>,
+    log: &mut LogState,
+    key: &AuditSigningKey,
+    origin: &str,
+    kind: &str,
+    time: i64,
+    subject: &str,
+    encoding: &[u8],
+) -> Result<u64, PgStoreError> {
+    sync_log(c, log)?;
+    let Some(mut frontier) = log.frontier.clone() else {
+        return Err(PgStoreError::Invalid(
+            "the audit frontier was not loaded".to_owned(),
+        ));
+    };
+    let index = frontier.size();
+    let rows = frontier.push(leaf_hash(encoding))?;
+    let size = frontier.size();
+    let root = frontier.root()?;
+    let cp = vigil_audit::note::sign_checkpoint(key, origin, size, &root, time)
+        .map_err(AuditError::from)?;
+    let levels: Vec<i64> = rows.iter().map(|r| i64::from(r.0)).collect();
+    let indexes = rows
+        .iter()
+        .map(|r| to_sql(r.1))
+        .collect::<Result<Vec<i64>, _>>()?;
+    let hashes: Vec<&[u8]> = rows.iter().map(|r| r.2.as_slice()).collect();
+    // Should the statement fail, the transaction (or savepoint) is aborted: `log` no longer
+    // describes it, and is not trusted again until checked.
+    log.current = false;
+    c.execute(
+        "WITH entry AS (
+            INSERT INTO audit_entry (idx, kind, time, subject, encoding)
+            VALUES ($1, $2, $3, $4, $5)
+         ), node AS (
+            INSERT INTO audit_node (level, idx, hash)
+            SELECT * FROM UNNEST($6::bigint[], $7::bigint[], $8::bytea[])
+         )
+         INSERT INTO audit_checkpoint (id, tree_size, root, time, origin, note)
+         SELECT COALESCE(MAX(id), 0) + 1, $9, $10, $11, $12, $13 FROM audit_checkpoint",
+        &[
+            &to_sql(index)?,
+            &kind,
+            &time,
+            &subject,
+            &encoding,
+            &levels,
+            &indexes,
+            &hashes,
+            &to_sql(size)?,
+            &root.as_slice(),
+            &time,
+            &origin,
+            &cp.note,
+        ],
+    )
+    .map_err(db("append audit entry and checkpoint"))?;
+    log.frontier = Some(frontier);
+    log.current = true;
+    Ok(index)
+}
+
+/// [`put_blob`] with a prepared statement.
+pub(crate) fn put_blob_cached(
+    c: &mut Conn<'_, impl GenericClient>,
+    bytes: &[u8],
+) -> Result<String, PgStoreError> {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(bytes));
+    c.execute(
+        "INSERT INTO audit_blob (digest, data) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+        &[&digest, &bytes],
+    )
+    .map_err(db("store audit blob"))?;
+    Ok(digest)
+}
+
 /// Up to `limit` entries from `start` on, decoded from the hashed encoding.
 pub fn read_entries(
     client: &mut impl GenericClient,
@@ -159,8 +337,8 @@ pub fn read_entries(
         .map_err(db("read audit entries"))?;
     rows.iter()
         .map(|row| {
-            let index = from_sql(row.get(0));
-            let encoding: Vec<u8> = row.get(1);
+            let index = from_sql(get(row, 0, "read audit entry")?);
+            let encoding: Vec<u8> = get(row, 1, "read audit entry")?;
             let entry = AuditEntry::decode(&encoding)
                 .map_err(|source| AuditError::EntryEncoding { index, source })?;
             Ok(StoredEntry {
@@ -235,7 +413,8 @@ pub fn latest_checkpoint_note(
             &[],
         )
         .map_err(db("read latest checkpoint"))?;
-    Ok(row.map(|r| r.get(0)))
+    row.map(|r| get(&r, 0, "read latest checkpoint"))
+        .transpose()
 }
 
 /// Stores `bytes` content-addressed (idempotent); returns its SHA-256 in lowercase hex.
@@ -263,7 +442,8 @@ pub fn get_blob(
     let row = client
         .query_opt("SELECT data FROM audit_blob WHERE digest = $1", &[&digest])
         .map_err(db("read audit blob"))?;
-    match row.map(|r| r.get::<_, Vec<u8>>(0)) {
+    let data: Option<Vec<u8>> = row.map(|r| get(&r, 0, "read audit blob")).transpose()?;
+    match data {
         Some(bytes) if hex::encode(sha2::Sha256::digest(&bytes)) != digest => {
             Err(AuditError::BlobCorrupt {
                 digest: digest.to_owned(),
@@ -272,6 +452,18 @@ pub fn get_blob(
         }
         other => Ok(other),
     }
+}
+
+/// Deletes the blob `digest` (evidence pruning); whether there was one. Blobs are the one
+/// part of the audit store that is not append-only: entries keep the digest either way.
+pub fn delete_blob(client: &mut impl GenericClient, digest: &str) -> Result<bool, PgStoreError> {
+    if !vigil_audit::blob::is_digest(digest) {
+        return Err(AuditError::BadDigest(digest.chars().take(80).collect()).into());
+    }
+    let deleted = client
+        .execute("DELETE FROM audit_blob WHERE digest = $1", &[&digest])
+        .map_err(db("delete audit blob"))?;
+    Ok(deleted > 0)
 }
 
 /// Copies the audit log (entries, tree nodes, checkpoints and, with `blobs`, evidence) into
@@ -311,11 +503,11 @@ pub fn export_to_sqlite(
                 .execute(
                     "INSERT INTO audit_entry (idx, kind, time, subject, encoding) VALUES (?1, ?2, ?3, ?4, ?5)",
                     rusqlite::params![
-                        row.get::<_, i64>(0),
-                        row.get::<_, String>(1),
-                        row.get::<_, i64>(2),
-                        row.get::<_, String>(3),
-                        row.get::<_, Vec<u8>>(4)
+                        get::<i64>(&row, 0, "read audit log for export")?,
+                        get::<String>(&row, 1, "read audit log for export")?,
+                        get::<i64>(&row, 2, "read audit log for export")?,
+                        get::<String>(&row, 3, "read audit log for export")?,
+                        get::<Vec<u8>>(&row, 4, "read audit log for export")?
                     ],
                 )
                 .map_err(sqlite_err("copy audit entry"))?;
@@ -329,9 +521,9 @@ pub fn export_to_sqlite(
                 .execute(
                     "INSERT INTO audit_node (level, idx, hash) VALUES (?1, ?2, ?3)",
                     rusqlite::params![
-                        row.get::<_, i64>(0),
-                        row.get::<_, i64>(1),
-                        row.get::<_, Vec<u8>>(2)
+                        get::<i64>(&row, 0, "read audit log for export")?,
+                        get::<i64>(&row, 1, "read audit log for export")?,
+                        get::<Vec<u8>>(&row, 2, "read audit log for export")?
                     ],
                 )
                 .map_err(sqlite_err("copy audit tree node"))?;
@@ -347,12 +539,12 @@ pub fn export_to_sqlite(
                 .execute(
                     "INSERT INTO audit_checkpoint (id, tree_size, root, time, origin, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     rusqlite::params![
-                        row.get::<_, i64>(0),
-                        row.get::<_, i64>(1),
-                        row.get::<_, Vec<u8>>(2),
-                        row.get::<_, i64>(3),
-                        row.get::<_, String>(4),
-                        row.get::<_, String>(5)
+                        get::<i64>(&row, 0, "read audit log for export")?,
+                        get::<i64>(&row, 1, "read audit log for export")?,
+                        get::<Vec<u8>>(&row, 2, "read audit log for export")?,
+                        get::<i64>(&row, 3, "read audit log for export")?,
+                        get::<String>(&row, 4, "read audit log for export")?,
+                        get::<String>(&row, 5, "read audit log for export")?
                     ],
                 )
                 .map_err(sqlite_err("copy audit checkpoint"))?;
@@ -365,7 +557,10 @@ pub fn export_to_sqlite(
                 sqlite
                     .execute(
                         "INSERT OR IGNORE INTO audit_blob (digest, data) VALUES (?1, ?2)",
-                        rusqlite::params![row.get::<_, String>(0), row.get::<_, Vec<u8>>(1)],
+                        rusqlite::params![
+                            get::<String>(&row, 0, "read audit log for export")?,
+                            get::<Vec<u8>>(&row, 1, "read audit log for export")?
+                        ],
                     )
                     .map_err(sqlite_err("copy audit blob"))?;
             }

@@ -25,8 +25,9 @@
 //! - **Auditors** verify the shared log with vigil-audit's existing tools on a SQLite copy
 //!   ([`audit::export_to_sqlite`], then `vigil_audit::verify_log` / `export_bundle`).
 //!
-//! - **Not here yet** (the wiring step): evidence pruning (`prune_evidence`, with its
-//!   `pruned_evidence` bookkeeping: the table exists), a reader connection pool, and waking
+//! - **Every read on both** [`PgStore`] (autocommit) and [`PgTx`] (inside the unit of work,
+//!   seeing its own writes), with one copy of each statement (`queries`).
+//! - **Not here yet** (the wiring step): a reader connection pool, and waking
 //!   other replicas' `Watch` streams (today each replica only learns of its own changes in
 //!   process; on PostgreSQL a `NOTIFY` after commit, or polling `status_changes(seq > last)`,
 //!   which the ordering below makes safe).
@@ -74,13 +75,23 @@
 //! claimers' snapshots both saw the node as due. A lease of one poll interval means each node
 //! is polled once per interval; a dead replica's nodes become due when its leases expire.
 
+/// The client crate, for callers that hold a [`connect_client`] connection.
+pub use postgres;
+
 pub mod audit;
+mod cache;
+mod connect;
+mod queries;
 pub mod schema;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use postgres::{GenericClient, NoTls, Row};
 use vigil_audit::{AuditEntry, AuditSigningKey};
+
+use cache::{Conn, Frontier, LogState, Statements};
+
+pub use connect::redacted;
 
 /// Name of the audit log in checkpoints: the same as the SQLite store's.
 pub const AUDIT_ORIGIN: &str = "vigil-verifier";
@@ -115,6 +126,9 @@ pub enum PgStoreError {
         "this replica's audit key ({presented}) is not the one the database's checkpoints are signed with ({recorded}): every replica must use the same audit key"
     )]
     AuditKeyMismatch { recorded: String, presented: String },
+    /// Connecting failed; `url` is [`redacted`].
+    #[error("connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -131,7 +145,21 @@ pub enum PgStoreError {
 fn describe(error: &postgres::Error) -> String {
     match error.as_db_error() {
         Some(e) => format!("{} (SQLSTATE {})", e.message(), e.code().code()),
-        None => error.to_string(),
+        None => {
+            // The cause is in the source chain ("error performing TLS handshake: invalid peer
+            // certificate: UnknownIssuer").
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.ends_with(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 
@@ -160,24 +188,6 @@ pub struct NodeRecord {
 const NODE_COLUMNS: &str = "node_id, ak_public, ak_name, ak_trust, address, first_seen, last_seen, \
      last_verdict, ek_public, ek_certificate, node_group, registered_at, status";
 
-fn node_from_row(row: &Row) -> NodeRecord {
-    NodeRecord {
-        node_id: row.get(0),
-        ak_public: row.get(1),
-        ak_name: row.get(2),
-        ak_trust: row.get(3),
-        address: row.get(4),
-        first_seen: row.get(5),
-        last_seen: row.get(6),
-        last_verdict: row.get(7),
-        ek_public: row.get(8),
-        ek_certificate: row.get(9),
-        group: row.get(10),
-        registered_at: row.get(11),
-        status: row.get(12),
-    }
-}
-
 /// A nonce as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NonceRecord {
@@ -196,17 +206,6 @@ pub struct VerdictRecord {
     pub verified_at: i64,
     pub verdict: String,
     pub result_json: String,
-}
-
-fn verdict_from_row(row: &Row) -> VerdictRecord {
-    VerdictRecord {
-        id: row.get(0),
-        node_id: row.get(1),
-        nonce: row.get(2),
-        verified_at: row.get(3),
-        verdict: row.get(4),
-        result_json: row.get(5),
-    }
 }
 
 /// One change of a node's status; `seq` orders them across replicas.
@@ -250,18 +249,42 @@ pub struct NewBaseline<'a> {
 const BASELINE_COLUMNS: &str =
     "name, version, sha256, body, author, reason, created_at, signed_by, rules";
 
-fn baseline_from_row(row: &Row) -> StoredBaseline {
-    StoredBaseline {
-        name: row.get(0),
-        version: row.get(1),
-        sha256: row.get(2),
-        body: row.get(3),
-        author: row.get(4),
-        reason: row.get(5),
-        created_at: row.get(6),
-        signed_by: row.get(7),
-        rules: row.get(8),
-    }
+/// Audit entry kind of one evidence prune (the SQLite store's `KIND_EVIDENCE_PRUNED`).
+pub const KIND_EVIDENCE_PRUNED: &str = "evidence.pruned";
+
+/// What one evidence prune did (the SQLite store's `PruneReport`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Evidence blobs deleted (distinct digests).
+    pub pruned: usize,
+    /// Verdicts' blobs older than the cutoff kept because a newer verdict shares them.
+    pub kept_shared: usize,
+    /// The `evidence.pruned` audit entry (none when nothing was pruned).
+    pub audit_index: Option<u64>,
+}
+
+/// The canonical JSON of a verdict's audit body without `verdict_id`, less its closing
+/// brace: exactly the SQLite store's `PreparedVerdict` prefix. `verdict_id` sorts last
+/// ("verdict" < "verdict_id"), so the insert's id is appended to it.
+fn verdict_body_prefix(
+    verdict: &str,
+    nonce: &[u8],
+    evidence: &[u8],
+    speaks_for_node: bool,
+    result: &serde_json::Value,
+) -> Result<Vec<u8>, PgStoreError> {
+    let body = serde_json::json!({
+        "verdict": verdict,
+        "nonce": hex::encode(nonce),
+        "evidence": format!("sha256:{}", vigil_audit::blob_digest(evidence)),
+        "claimed_identity": !speaks_for_node,
+        "result": result,
+    });
+    let mut prefix =
+        vigil_audit::entry::canonical_json(&body).map_err(vigil_audit::AuditError::from)?;
+    // Canonical JSON of an object ends with its closing brace.
+    prefix.pop();
+    Ok(prefix)
 }
 
 /// Brings the database's schema up to date: every component of [`schema::COMPONENTS`], each
@@ -280,13 +303,16 @@ pub fn migrate(client: &mut postgres::Client) -> Result<(), PgStoreError> {
     )
     .map_err(db("create schema_version"))?;
     for component in schema::COMPONENTS {
-        let found: i64 = tx
+        let found: i64 = match tx
             .query_opt(
                 "SELECT version FROM schema_version WHERE component = $1",
                 &[&component.name],
             )
             .map_err(db("read schema version"))?
-            .map_or(0, |row| row.get(0));
+        {
+            Some(row) => queries::get(&row, 0, "read schema version")?,
+            None => 0,
+        };
         let supported = component.migrations.len() as i64;
         if found > supported {
             return Err(PgStoreError::TooNew {
@@ -315,12 +341,25 @@ pub fn migrate(client: &mut postgres::Client) -> Result<(), PgStoreError> {
 pub struct PgStore {
     client: postgres::Client,
     audit_key: Arc<AuditSigningKey>,
+    /// Statements prepared on `client`, reused by every call and transaction on it.
+    statements: Statements,
+    /// The audit frontier as of this connection's last committed transaction that appended
+    /// or read it; checked against the log's size under the lock before each use.
+    frontier: Option<Frontier>,
 }
 
 /// A write transaction (or a savepoint inside one), with the audit key to sign checkpoints.
 pub struct PgTx<'a> {
     tx: postgres::Transaction<'a>,
     key: &'a AuditSigningKey,
+    statements: &'a mut Statements,
+    /// What this transaction knows of the log (lock held, frontier); restored from a copy
+    /// when a savepoint rolls back.
+    log: LogState,
+    /// Savepoints begun so far (their names' numbers).
+    savepoints: u64,
+    /// The last savepoint whose body succeeded, not yet released (see [`PgTx::savepoint`]).
+    unreleased: Option<u64>,
 }
 
 fn now_unix() -> i64 {
@@ -329,11 +368,45 @@ fn now_unix() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// A connection with no store around it, for tools that only read or only migrate
+/// (`vigil audit verify`, `vigil db migrate`): no signing key needed, nothing written.
+/// Password and TLS as [`PgStore::connect`].
+pub fn connect_client(url: &str) -> Result<postgres::Client, PgStoreError> {
+    connect::client(url, &connect::Env::process())
+}
+
+/// The public key the database records as its audit log's signer (`None` before the first
+/// replica opened it), in `vigil audit` key form.
+pub fn recorded_signer(
+    client: &mut impl postgres::GenericClient,
+) -> Result<Option<String>, PgStoreError> {
+    let table = client
+        .query_one("SELECT to_regclass('audit_signer') IS NOT NULL", &[])
+        .map_err(db("look for audit_signer"))?;
+    if !queries::get::<bool>(&table, 0, "look for audit_signer")? {
+        return Ok(None);
+    }
+    match client
+        .query_opt("SELECT verifier_key FROM audit_signer WHERE id = 1", &[])
+        .map_err(db("read audit key"))?
+    {
+        Some(row) => Ok(Some(queries::get(&row, 0, "read audit key")?)),
+        None => Ok(None),
+    }
+}
+
 impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`), migrates, and checks that
     /// `audit_key` is the key the log is signed with (recording it if it is the first).
-    pub fn open(url: &str, audit_key: Arc<AuditSigningKey>) -> Result<Self, PgStoreError> {
-        let mut client = postgres::Client::connect(url, NoTls).map_err(db("connect"))?;
+    ///
+    /// Password: the URL's, else the file named by `VIGIL_DB_PASSWORD_FILE` (trailing newline
+    /// trimmed), else `PGPASSWORD`; errors name the URL only [`redacted`]. TLS (rustls,
+    /// aws-lc-rs): `sslmode` absent or `disable` is plain; `require`/`verify-full` verify the
+    /// server's certificate and host name against `sslrootcert=` or `VIGIL_DB_CA` (required:
+    /// unverified TLS would not stop a man in the middle); `prefer`, `allow`, `verify-ca` are
+    /// refused, since each can end up unverified. No SCRAM channel binding.
+    pub fn connect(url: &str, audit_key: Arc<AuditSigningKey>) -> Result<Self, PgStoreError> {
+        let mut client = connect::client(url, &connect::Env::process())?;
         migrate(&mut client)?;
         let presented = audit_key.public_key().to_verifier_key();
         client
@@ -343,17 +416,27 @@ impl PgStore {
                 &[&presented, &now_unix()],
             )
             .map_err(db("record audit key"))?;
-        let recorded: String = client
+        let row = client
             .query_one("SELECT verifier_key FROM audit_signer WHERE id = 1", &[])
-            .map_err(db("read audit key"))?
-            .get(0);
+            .map_err(db("read audit key"))?;
+        let recorded: String = queries::get(&row, 0, "read audit key")?;
         if recorded != presented {
             return Err(PgStoreError::AuditKeyMismatch {
                 recorded,
                 presented,
             });
         }
-        Ok(PgStore { client, audit_key })
+        Ok(PgStore {
+            client,
+            audit_key,
+            statements: Statements::default(),
+            frontier: None,
+        })
+    }
+
+    /// The same as [`PgStore::connect`] (its first name).
+    pub fn open(url: &str, audit_key: Arc<AuditSigningKey>) -> Result<Self, PgStoreError> {
+        Self::connect(url, audit_key)
     }
 
     /// The key that signs this log's checkpoints.
@@ -366,19 +449,39 @@ impl PgStore {
         &mut self.client
     }
 
+    fn conn(&mut self) -> Conn<'_, postgres::Client> {
+        Conn {
+            client: &mut self.client,
+            statements: &mut self.statements,
+        }
+    }
+
     /// Runs `body` in one transaction and commits it: the group-commit writer's batch, or a
     /// single write. Nothing `body` did is kept when it fails or the commit fails.
     pub fn write<T>(
         &mut self,
         body: impl FnOnce(&mut PgTx<'_>) -> Result<T, PgStoreError>,
     ) -> Result<T, PgStoreError> {
+        // Taken, not copied: if anything below fails (or panics), the connection forgets
+        // the frontier, since appends it saw may never have committed.
+        let frontier = self.frontier.take();
         let tx = self.client.transaction().map_err(db("begin transaction"))?;
         let mut tx = PgTx {
             tx,
             key: &self.audit_key,
+            statements: &mut self.statements,
+            log: LogState {
+                locked: false,
+                frontier,
+                current: false,
+            },
+            savepoints: 0,
+            unreleased: None,
         };
         let value = body(&mut tx)?;
+        let log = std::mem::take(&mut tx.log);
         tx.tx.commit().map_err(db("commit"))?;
+        self.frontier = log.frontier;
         Ok(value)
     }
 
@@ -405,33 +508,16 @@ impl PgStore {
 
     /// Forgets nonces that expired before `cutoff`.
     pub fn prune_nonces(&mut self, cutoff: i64) -> Result<u64, PgStoreError> {
-        self.client
-            .execute("DELETE FROM nonces WHERE expires_at < $1", &[&cutoff])
-            .map_err(db("prune nonces"))
+        queries::prune_nonces(&mut self.conn(), cutoff)
     }
 
     pub fn node(&mut self, node_id: &str) -> Result<Option<NodeRecord>, PgStoreError> {
-        Ok(self
-            .client
-            .query_opt(
-                &format!("SELECT {NODE_COLUMNS} FROM nodes WHERE node_id = $1"),
-                &[&node_id],
-            )
-            .map_err(db("look up node"))?
-            .map(|row| node_from_row(&row)))
+        queries::node(&mut self.conn(), node_id)
     }
 
+    /// Every node, by id (bytewise, as SQLite orders them).
     pub fn nodes(&mut self) -> Result<Vec<NodeRecord>, PgStoreError> {
-        Ok(self
-            .client
-            .query(
-                &format!("SELECT {NODE_COLUMNS} FROM nodes ORDER BY node_id"),
-                &[],
-            )
-            .map_err(db("list nodes"))?
-            .iter()
-            .map(node_from_row)
-            .collect())
+        queries::nodes(&mut self.conn())
     }
 
     /// Records a node on first contact; false if it exists.
@@ -490,7 +576,12 @@ impl PgStore {
 
     /// Records an audit entry on its own.
     pub fn record_event(&mut self, entry: &AuditEntry) -> Result<u64, PgStoreError> {
-        self.write(|tx| tx.audit(entry))
+        self.write(|tx| tx.record_event(entry))
+    }
+
+    /// See [`PgTx::prune_evidence`]; one transaction.
+    pub fn prune_evidence(&mut self, cutoff: i64, now: i64) -> Result<PruneReport, PgStoreError> {
+        self.write(|tx| tx.prune_evidence(cutoff, now))
     }
 
     /// Status changes with `seq >= from`, in seq order, at most `limit`.
@@ -499,56 +590,35 @@ impl PgStore {
         from: i64,
         limit: i64,
     ) -> Result<Vec<StatusChange>, PgStoreError> {
-        Ok(self
-            .client
-            .query(
-                "SELECT seq, node_id, old_status, new_status, reason, time, result_json
-                 FROM status_changes WHERE seq >= $1 ORDER BY seq LIMIT $2",
-                &[&from, &limit],
-            )
-            .map_err(db("read status changes"))?
-            .iter()
-            .map(|r| StatusChange {
-                seq: r.get(0),
-                node_id: r.get(1),
-                old_status: r.get(2),
-                new_status: r.get(3),
-                reason: r.get(4),
-                time: r.get(5),
-                result_json: r.get(6),
-            })
-            .collect())
+        queries::status_changes(&mut self.conn(), from, limit)
     }
 
     pub fn latest_status_seq(&mut self) -> Result<i64, PgStoreError> {
-        Ok(self
-            .client
-            .query_one("SELECT COALESCE(MAX(seq), 0) FROM status_changes", &[])
-            .map_err(db("read latest status change"))?
-            .get(0))
+        queries::latest_status_seq(&mut self.conn())
     }
 
     /// Recorded verdicts, oldest first; only `node_id`'s when given.
     pub fn verdicts(&mut self, node_id: Option<&str>) -> Result<Vec<VerdictRecord>, PgStoreError> {
-        Ok(self
-            .client
-            .query(
-                "SELECT id, node_id, nonce, verified_at, verdict, result_json FROM verdicts
-                 WHERE $1::TEXT IS NULL OR node_id = $1 ORDER BY id",
-                &[&node_id],
-            )
-            .map_err(db("query verdicts"))?
-            .iter()
-            .map(verdict_from_row)
-            .collect())
+        queries::verdicts(&mut self.conn(), node_id)
+    }
+
+    /// Each node's latest verdict, by node id (the SQLite store's `latest_verdicts`).
+    pub fn latest_verdicts(&mut self) -> Result<Vec<VerdictRecord>, PgStoreError> {
+        queries::latest_verdicts(&mut self.conn())
+    }
+
+    /// The newest `limit` verdicts (only `node_id`'s when given), newest first. A negative
+    /// `limit` is refused.
+    pub fn recent_verdicts(
+        &mut self,
+        node_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<VerdictRecord>, PgStoreError> {
+        queries::recent_verdicts(&mut self.conn(), node_id, limit)
     }
 
     pub fn verdict_count(&mut self) -> Result<i64, PgStoreError> {
-        Ok(self
-            .client
-            .query_one("SELECT COUNT(*) FROM verdicts", &[])
-            .map_err(db("count verdicts"))?
-            .get(0))
+        queries::verdict_count(&mut self.conn())
     }
 
     /// The node's IMA state as stored (`baseline`, `state_json`); the verifier decodes it.
@@ -556,14 +626,7 @@ impl PgStore {
         &mut self,
         node_id: &str,
     ) -> Result<Option<(String, String)>, PgStoreError> {
-        Ok(self
-            .client
-            .query_opt(
-                "SELECT baseline, state_json FROM ima_state WHERE node_id = $1",
-                &[&node_id],
-            )
-            .map_err(db("read IMA state"))?
-            .map(|r| (r.get(0), r.get(1))))
+        queries::ima_state_json(&mut self.conn(), node_id)
     }
 
     pub fn put_ima_state_json(
@@ -573,23 +636,11 @@ impl PgStore {
         state_json: &str,
         now: i64,
     ) -> Result<(), PgStoreError> {
-        self.client
-            .execute(
-                "INSERT INTO ima_state (node_id, baseline, state_json, updated_at)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (node_id) DO UPDATE SET baseline = EXCLUDED.baseline,
-                    state_json = EXCLUDED.state_json, updated_at = EXCLUDED.updated_at",
-                &[&node_id, &baseline, &state_json, &now],
-            )
-            .map_err(db("record IMA state"))?;
-        Ok(())
+        queries::put_ima_state_json(&mut self.conn(), node_id, baseline, state_json, now)
     }
 
     pub fn delete_ima_state(&mut self, node_id: &str) -> Result<(), PgStoreError> {
-        self.client
-            .execute("DELETE FROM ima_state WHERE node_id = $1", &[&node_id])
-            .map_err(db("delete IMA state"))?;
-        Ok(())
+        queries::delete_ima_state(&mut self.conn(), node_id)
     }
 
     /// Records the GPUs a node proved (JSON list).
@@ -598,25 +649,12 @@ impl PgStore {
         node_id: &str,
         identities: &str,
     ) -> Result<(), PgStoreError> {
-        self.client
-            .execute(
-                "UPDATE nodes SET gpu_identities = $2 WHERE node_id = $1",
-                &[&node_id, &identities],
-            )
-            .map_err(db("record GPU identities"))?;
-        Ok(())
+        queries::set_gpu_identities(&mut self.conn(), node_id, identities)
     }
 
     /// The GPUs a node last proved (`[]` when none or unknown node).
     pub fn gpu_identities(&mut self, node_id: &str) -> Result<String, PgStoreError> {
-        Ok(self
-            .client
-            .query_opt(
-                "SELECT gpu_identities FROM nodes WHERE node_id = $1",
-                &[&node_id],
-            )
-            .map_err(db("read GPU identities"))?
-            .map_or_else(|| "[]".to_owned(), |r| r.get(0)))
+        queries::gpu_identities(&mut self.conn(), node_id)
     }
 
     /// Stores `baseline` as the next version of its name (the same content as the latest
@@ -634,21 +672,12 @@ impl PgStore {
         name: &str,
         version: Option<i64>,
     ) -> Result<Option<StoredBaseline>, PgStoreError> {
-        baseline(&mut self.client, name, version)
+        queries::baseline(&mut self.conn(), name, version)
     }
 
-    /// Every version of every baseline, by name then version.
+    /// Every version of every baseline, by name (bytewise) then version.
     pub fn baselines(&mut self) -> Result<Vec<StoredBaseline>, PgStoreError> {
-        Ok(self
-            .client
-            .query(
-                &format!("SELECT {BASELINE_COLUMNS} FROM baselines ORDER BY name, version"),
-                &[],
-            )
-            .map_err(db("list baselines"))?
-            .iter()
-            .map(baseline_from_row)
-            .collect())
+        queries::baselines(&mut self.conn())
     }
 
     /// Points `group` at baseline `name`, audited.
@@ -664,19 +693,8 @@ impl PgStore {
     }
 
     /// Group -> baseline name.
-    pub fn baseline_assignments(
-        &mut self,
-    ) -> Result<std::collections::BTreeMap<String, String>, PgStoreError> {
-        Ok(self
-            .client
-            .query(
-                "SELECT node_group, baseline FROM group_baselines ORDER BY node_group",
-                &[],
-            )
-            .map_err(db("list assignments"))?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
+    pub fn baseline_assignments(&mut self) -> Result<BTreeMap<String, String>, PgStoreError> {
+        queries::baseline_assignments(&mut self.conn())
     }
 
     /// The latest version of the baseline assigned to `group`.
@@ -684,20 +702,8 @@ impl PgStore {
         &mut self,
         group: &str,
     ) -> Result<Option<StoredBaseline>, PgStoreError> {
-        let name: Option<String> = self
-            .client
-            .query_opt(
-                "SELECT baseline FROM group_baselines WHERE node_group = $1",
-                &[&group],
-            )
-            .map_err(db("read assignment"))?
-            .map(|r| r.get(0));
-        match name {
-            Some(name) => self.baseline(&name, None),
-            None => Ok(None),
-        }
+        queries::baseline_for_group(&mut self.conn(), group)
     }
-
     /// Takes the lease of up to `limit` due nodes for `replica_id` until `now + lease_secs`
     /// and returns their ids. Due: no lease, or its lease expired at or before `now` (a dead
     /// replica's nodes come back that way). No node is ever leased to two replicas at once.
@@ -736,9 +742,32 @@ impl PgStore {
                 &[&replica_id, &now, &until, &limit],
             )
             .map_err(db("claim due nodes"))?;
-        let mut ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let mut ids = rows
+            .iter()
+            .map(|r| queries::get(r, 0, "read claimed node"))
+            .collect::<Result<Vec<String>, _>>()?;
         ids.sort();
         Ok(ids)
+    }
+
+    /// How many unexpired leases each replica holds at `now`: the live replicas, so each
+    /// can claim a fair share of the fleet instead of whichever looks first taking all.
+    pub fn lease_counts(&mut self, now: i64) -> Result<BTreeMap<String, i64>, PgStoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT holder, COUNT(*) FROM node_leases WHERE expires_at > $1 GROUP BY holder",
+                &[&now],
+            )
+            .map_err(db("count leases"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    queries::get(r, 0, "read lease holder")?,
+                    queries::get(r, 1, "read lease count")?,
+                ))
+            })
+            .collect()
     }
 
     /// Extends `replica_id`'s unexpired lease on `node_id` to `now + lease_secs`; false when
@@ -771,57 +800,285 @@ impl PgStore {
     }
 }
 
-fn baseline(
-    client: &mut impl GenericClient,
-    name: &str,
-    version: Option<i64>,
-) -> Result<Option<StoredBaseline>, PgStoreError> {
-    Ok(client
-        .query_opt(
-            &format!(
-                "SELECT {BASELINE_COLUMNS} FROM baselines
-                 WHERE name = $1 AND ($2::BIGINT IS NULL OR version = $2)
-                 ORDER BY version DESC LIMIT 1"
-            ),
-            &[&name, &version],
-        )
-        .map_err(db("read baseline"))?
-        .map(|r| baseline_from_row(&r)))
-}
-
 impl<'a> PgTx<'a> {
     /// Runs `body` in a savepoint: its writes are kept (released into the transaction) when it
     /// succeeds and undone when it fails, leaving the rest of the batch.
+    ///
+    /// A kept savepoint is released in the same round trip as the next savepoint begins (or
+    /// by COMMIT): nothing rolls back to it once its body succeeded, so releasing it later
+    /// changes nothing but saves the group-commit writer one round trip per write.
     pub fn savepoint<T>(
         &mut self,
         body: impl FnOnce(&mut PgTx<'_>) -> Result<T, PgStoreError>,
     ) -> Result<T, PgStoreError> {
-        let inner = self.tx.transaction().map_err(db("begin savepoint"))?;
-        let mut inner = PgTx {
-            tx: inner,
-            key: self.key,
+        let n = self.savepoints;
+        self.savepoints += 1;
+        let begin = match self.unreleased.take() {
+            Some(done) => format!("RELEASE SAVEPOINT vigil_sp{done}; SAVEPOINT vigil_sp{n}"),
+            None => format!("SAVEPOINT vigil_sp{n}"),
         };
-        let value = body(&mut inner)?;
-        inner.tx.commit().map_err(db("release savepoint"))?;
-        Ok(value)
+        self.tx
+            .batch_execute(&begin)
+            .map_err(db("begin savepoint"))?;
+        // On failure the savepoint rolls back, and with it the body's appends and any lock
+        // taken inside it: the log state from before the savepoint is right again.
+        let before = self.log.clone();
+        match body(self) {
+            Ok(value) => {
+                // Releasing it releases any savepoint the body left unreleased.
+                self.unreleased = Some(n);
+                Ok(value)
+            }
+            Err(error) => {
+                self.unreleased = None;
+                self.log = before;
+                let undo =
+                    format!("ROLLBACK TO SAVEPOINT vigil_sp{n}; RELEASE SAVEPOINT vigil_sp{n}");
+                if self.tx.batch_execute(&undo).is_err() {
+                    // The transaction is unusable (its COMMIT will fail); trust nothing.
+                    self.log = LogState::default();
+                }
+                Err(error)
+            }
+        }
     }
 
-    /// Takes the log lock (see the crate docs); a batch that appends takes it first.
+    fn conn(&mut self) -> Conn<'_, postgres::Transaction<'a>> {
+        Conn {
+            client: &mut self.tx,
+            statements: &mut *self.statements,
+        }
+    }
+
+    /// Takes the log lock (see the crate docs); a batch that appends takes it first. Once per
+    /// transaction: the lock is held until COMMIT.
     pub fn lock_log(&mut self) -> Result<(), PgStoreError> {
-        audit::lock_log(&mut self.tx)
+        let (mut conn, log) = (
+            Conn {
+                client: &mut self.tx,
+                statements: &mut *self.statements,
+            },
+            &mut self.log,
+        );
+        audit::lock_log_once(&mut conn, log)
     }
 
-    /// The transaction, for statements not wrapped here.
+    /// The transaction, for statements not wrapped here. What the caller does with it is
+    /// unknown (it may append), so the remembered frontier is checked again before use.
     pub fn transaction(&mut self) -> &mut postgres::Transaction<'a> {
+        self.log.current = false;
         &mut self.tx
     }
 
     /// Appends `entry` to the audit log and signs a checkpoint, so every acknowledged change
     /// is covered by a signed tree head (as on SQLite). Returns the entry's index.
     pub fn audit(&mut self, entry: &AuditEntry) -> Result<u64, PgStoreError> {
-        let receipt = audit::append(&mut self.tx, entry)?;
-        audit::checkpoint(&mut self.tx, self.key, AUDIT_ORIGIN, entry.time)?;
-        Ok(receipt.index)
+        let encoding = entry.encode().map_err(vigil_audit::AuditError::from)?;
+        self.append_encoded(&entry.kind, entry.time, &entry.subject, &encoding)
+    }
+
+    /// [`PgTx::audit`] of an entry already encoded; the checkpoint is at `time`.
+    fn append_encoded(
+        &mut self,
+        kind: &str,
+        time: i64,
+        subject: &str,
+        encoding: &[u8],
+    ) -> Result<u64, PgStoreError> {
+        let mut conn = Conn {
+            client: &mut self.tx,
+            statements: &mut *self.statements,
+        };
+        audit::append_and_checkpoint(
+            &mut conn,
+            &mut self.log,
+            self.key,
+            AUDIT_ORIGIN,
+            kind,
+            time,
+            subject,
+            encoding,
+        )
+    }
+
+    /// Records an audit entry on its own (registrations, removals): [`PgTx::audit`] under
+    /// the name the SQLite store uses.
+    pub fn record_event(&mut self, entry: &AuditEntry) -> Result<u64, PgStoreError> {
+        self.audit(entry)
+    }
+
+    /// Deletes the stored evidence of every verdict recorded before `cutoff`, except blobs a
+    /// verdict at or after `cutoff` still references, as the SQLite store's `prune_evidence`
+    /// does: each pruned digest is remembered in `pruned_evidence`, and the prune is audited
+    /// (`evidence.pruned`: cutoff, count, SHA-256 of the sorted digests). Under the log lock,
+    /// so no replica records a verdict sharing a blob while it is being deleted.
+    pub fn prune_evidence(&mut self, cutoff: i64, now: i64) -> Result<PruneReport, PgStoreError> {
+        self.lock_log()?;
+        backfill_verdict_evidence(&mut self.tx)?;
+        let mut old_digests = |shared: bool| -> Result<Vec<String>, PgStoreError> {
+            let sql = if shared {
+                "SELECT DISTINCT v.evidence COLLATE \"C\" FROM verdicts v
+                 WHERE v.verified_at < $1 AND v.evidence IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM verdicts n
+                               WHERE n.evidence = v.evidence AND n.verified_at >= $1)
+                 ORDER BY 1"
+            } else {
+                "SELECT DISTINCT v.evidence COLLATE \"C\" FROM verdicts v
+                 WHERE v.verified_at < $1 AND v.evidence IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM verdicts n
+                                   WHERE n.evidence = v.evidence AND n.verified_at >= $1)
+                   AND EXISTS (SELECT 1 FROM audit_blob b WHERE b.digest = v.evidence)
+                 ORDER BY 1"
+            };
+            self.conn()
+                .query(sql, &[&cutoff])
+                .map_err(db("select evidence to prune"))?
+                .iter()
+                .map(|r| queries::get(r, 0, "read evidence to prune"))
+                .collect()
+        };
+        let kept_shared = old_digests(true)?.len();
+        let digests = old_digests(false)?;
+        if digests.is_empty() {
+            return Ok(PruneReport {
+                pruned: 0,
+                kept_shared,
+                audit_index: None,
+            });
+        }
+        let listing: String = digests.iter().map(|d| format!("{d}\n")).collect();
+        let audit_index = self.audit(&AuditEntry {
+            kind: KIND_EVIDENCE_PRUNED.to_owned(),
+            time: now,
+            subject: "evidence".to_owned(),
+            body: serde_json::json!({
+                "cutoff": cutoff,
+                "blobs": digests.len(),
+                // SHA-256 of the pruned digests, sorted, one per line (newline-terminated).
+                "digests_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(listing.as_bytes())),
+                "policy": "--retain-evidence",
+            }),
+        })?;
+        let index = i64::try_from(audit_index)
+            .map_err(|_| PgStoreError::Invalid(format!("audit index {audit_index} overflows")))?;
+        for digest in &digests {
+            audit::delete_blob(&mut self.tx, digest)?;
+            self.conn()
+                .execute(
+                    "INSERT INTO pruned_evidence (digest, pruned_at, cutoff, audit_index)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (digest) DO UPDATE SET pruned_at = EXCLUDED.pruned_at,
+                        cutoff = EXCLUDED.cutoff, audit_index = EXCLUDED.audit_index",
+                    &[digest, &now, &cutoff, &index],
+                )
+                .map_err(db("record pruned evidence"))?;
+        }
+        Ok(PruneReport {
+            pruned: digests.len(),
+            kept_shared,
+            audit_index: Some(audit_index),
+        })
+    }
+
+    /// See [`PgStore::prune_nonces`].
+    pub fn prune_nonces(&mut self, cutoff: i64) -> Result<u64, PgStoreError> {
+        queries::prune_nonces(&mut self.conn(), cutoff)
+    }
+
+    pub fn node(&mut self, node_id: &str) -> Result<Option<NodeRecord>, PgStoreError> {
+        queries::node(&mut self.conn(), node_id)
+    }
+
+    pub fn nodes(&mut self) -> Result<Vec<NodeRecord>, PgStoreError> {
+        queries::nodes(&mut self.conn())
+    }
+
+    pub fn status_changes(
+        &mut self,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<StatusChange>, PgStoreError> {
+        queries::status_changes(&mut self.conn(), from, limit)
+    }
+
+    pub fn latest_status_seq(&mut self) -> Result<i64, PgStoreError> {
+        queries::latest_status_seq(&mut self.conn())
+    }
+
+    pub fn verdicts(&mut self, node_id: Option<&str>) -> Result<Vec<VerdictRecord>, PgStoreError> {
+        queries::verdicts(&mut self.conn(), node_id)
+    }
+
+    pub fn latest_verdicts(&mut self) -> Result<Vec<VerdictRecord>, PgStoreError> {
+        queries::latest_verdicts(&mut self.conn())
+    }
+
+    pub fn recent_verdicts(
+        &mut self,
+        node_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<VerdictRecord>, PgStoreError> {
+        queries::recent_verdicts(&mut self.conn(), node_id, limit)
+    }
+
+    pub fn verdict_count(&mut self) -> Result<i64, PgStoreError> {
+        queries::verdict_count(&mut self.conn())
+    }
+
+    pub fn ima_state_json(
+        &mut self,
+        node_id: &str,
+    ) -> Result<Option<(String, String)>, PgStoreError> {
+        queries::ima_state_json(&mut self.conn(), node_id)
+    }
+
+    pub fn put_ima_state_json(
+        &mut self,
+        node_id: &str,
+        baseline: &str,
+        state_json: &str,
+        now: i64,
+    ) -> Result<(), PgStoreError> {
+        queries::put_ima_state_json(&mut self.conn(), node_id, baseline, state_json, now)
+    }
+
+    pub fn delete_ima_state(&mut self, node_id: &str) -> Result<(), PgStoreError> {
+        queries::delete_ima_state(&mut self.conn(), node_id)
+    }
+
+    pub fn set_gpu_identities(
+        &mut self,
+        node_id: &str,
+        identities: &str,
+    ) -> Result<(), PgStoreError> {
+        queries::set_gpu_identities(&mut self.conn(), node_id, identities)
+    }
+
+    pub fn gpu_identities(&mut self, node_id: &str) -> Result<String, PgStoreError> {
+        queries::gpu_identities(&mut self.conn(), node_id)
+    }
+
+    pub fn baseline(
+        &mut self,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<Option<StoredBaseline>, PgStoreError> {
+        queries::baseline(&mut self.conn(), name, version)
+    }
+
+    pub fn baselines(&mut self) -> Result<Vec<StoredBaseline>, PgStoreError> {
+        queries::baselines(&mut self.conn())
+    }
+
+    pub fn baseline_assignments(&mut self) -> Result<BTreeMap<String, String>, PgStoreError> {
+        queries::baseline_assignments(&mut self.conn())
+    }
+
+    pub fn baseline_for_group(
+        &mut self,
+        group: &str,
+    ) -> Result<Option<StoredBaseline>, PgStoreError> {
+        queries::baseline_for_group(&mut self.conn(), group)
     }
 
     pub fn insert_nonce(
@@ -831,7 +1088,7 @@ impl<'a> PgTx<'a> {
         issued_at: i64,
         expires_at: i64,
     ) -> Result<(), PgStoreError> {
-        self.tx
+        self.conn()
             .execute(
                 "INSERT INTO nonces (nonce, node_id, issued_at, expires_at) VALUES ($1, $2, $3, $4)",
                 &[&nonce, &node_id, &issued_at, &expires_at],
@@ -847,33 +1104,57 @@ impl<'a> PgTx<'a> {
         node_id: &str,
         now: i64,
     ) -> Result<(bool, Option<NonceRecord>), PgStoreError> {
-        let before = self
-            .tx
+        const W: &str = "read nonce row";
+        // The conditional UPDATE first: a use racing with another replica's waits for that
+        // transaction and re-checks the row, so of two exactly one matches. The row is read
+        // afterwards, by a statement that sees the other use committed, so the refusal names
+        // the replay instead of a stale "unused" row.
+        //
+        // The use returns the row it updated, so the usual case (a good nonce) is one
+        // statement; only a refusal reads the row.
+        let used = self
+            .conn()
+            .query_opt(
+                "UPDATE nonces SET used_at = $3
+                 WHERE nonce = $1 AND node_id = $2 AND used_at IS NULL AND expires_at > $3
+                 RETURNING node_id, issued_at, expires_at",
+                &[&nonce, &node_id, &now],
+            )
+            .map_err(db("consume nonce"))?;
+        if let Some(r) = used {
+            // As SQLite returns it: the record as it was before this use.
+            return Ok((
+                true,
+                Some(NonceRecord {
+                    node_id: queries::get(&r, 0, W)?,
+                    issued_at: queries::get(&r, 1, W)?,
+                    expires_at: queries::get(&r, 2, W)?,
+                    used_at: None,
+                }),
+            ));
+        }
+        let row = self
+            .conn()
             .query_opt(
                 "SELECT node_id, issued_at, expires_at, used_at FROM nonces WHERE nonce = $1",
                 &[&nonce],
             )
             .map_err(db("look up nonce"))?
-            .map(|r| NonceRecord {
-                node_id: r.get(0),
-                issued_at: r.get(1),
-                expires_at: r.get(2),
-                used_at: r.get(3),
-            });
-        let changed = self
-            .tx
-            .execute(
-                "UPDATE nonces SET used_at = $3
-                 WHERE nonce = $1 AND node_id = $2 AND used_at IS NULL AND expires_at > $3",
-                &[&nonce, &node_id, &now],
-            )
-            .map_err(db("consume nonce"))?;
-        Ok((changed == 1, before))
+            .map(|r| {
+                Ok::<_, PgStoreError>(NonceRecord {
+                    node_id: queries::get(&r, 0, W)?,
+                    issued_at: queries::get(&r, 1, W)?,
+                    expires_at: queries::get(&r, 2, W)?,
+                    used_at: queries::get(&r, 3, W)?,
+                })
+            })
+            .transpose()?;
+        Ok((false, row))
     }
 
     pub fn insert_node(&mut self, node: &NodeRecord) -> Result<bool, PgStoreError> {
         let inserted = self
-            .tx
+            .conn()
             .execute(
                 &format!(
                     "INSERT INTO nodes ({NODE_COLUMNS})
@@ -906,11 +1187,11 @@ impl<'a> PgTx<'a> {
         entry: &AuditEntry,
     ) -> Result<(), PgStoreError> {
         self.lock_log()?;
-        self.tx
+        self.conn()
             .execute("DELETE FROM nodes WHERE node_id = $1", &[&node.node_id])
             .map_err(db("remove old node record"))?;
         // A (re-)registered node starts its IMA state afresh.
-        self.tx
+        self.conn()
             .execute("DELETE FROM ima_state WHERE node_id = $1", &[&node.node_id])
             .map_err(db("reset IMA state"))?;
         self.insert_node(node)?;
@@ -921,13 +1202,13 @@ impl<'a> PgTx<'a> {
     pub fn remove_node(&mut self, node_id: &str, time: i64) -> Result<bool, PgStoreError> {
         self.lock_log()?;
         let changed = self
-            .tx
+            .conn()
             .execute("DELETE FROM nodes WHERE node_id = $1", &[&node_id])
             .map_err(db("remove node"))?;
-        self.tx
+        self.conn()
             .execute("DELETE FROM ima_state WHERE node_id = $1", &[&node_id])
             .map_err(db("remove node's IMA state"))?;
-        self.tx
+        self.conn()
             .execute("DELETE FROM node_leases WHERE node_id = $1", &[&node_id])
             .map_err(db("remove node's lease"))?;
         if changed == 1 {
@@ -952,29 +1233,38 @@ impl<'a> PgTx<'a> {
         result_json: &str,
     ) -> Result<(), PgStoreError> {
         self.lock_log()?;
-        let old: Option<String> = self
-            .tx
+        let Some(row) = self
+            .conn()
             .query_opt(
                 "SELECT status FROM nodes WHERE node_id = $1 FOR UPDATE",
                 &[&node_id],
             )
             .map_err(db("read node status"))?
-            .map(|r| r.get(0));
-        let Some(old) = old else {
+        else {
             return Ok(());
         };
+        let old: String = queries::get(&row, 0, "read node status")?;
+        self.change_status_from(node_id, &old, new_status, reason, time, result_json)
+    }
+
+    /// The rest of [`PgTx::change_status`] once the node's row is locked and its status
+    /// `old` read: the update and the change record in one statement. Under the log lock.
+    fn change_status_from(
+        &mut self,
+        node_id: &str,
+        old: &str,
+        new_status: &str,
+        reason: &str,
+        time: i64,
+        result_json: &str,
+    ) -> Result<(), PgStoreError> {
         if old == new_status {
             return Ok(());
         }
-        self.tx
+        self.conn()
             .execute(
-                "UPDATE nodes SET status = $2 WHERE node_id = $1",
-                &[&node_id, &new_status],
-            )
-            .map_err(db("update node status"))?;
-        self.tx
-            .execute(
-                "INSERT INTO status_changes (seq, node_id, old_status, new_status, reason, time, result_json)
+                "WITH node AS (UPDATE nodes SET status = $3 WHERE node_id = $1)
+                 INSERT INTO status_changes (seq, node_id, old_status, new_status, reason, time, result_json)
                  SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, $4, $5, $6 FROM status_changes",
                 &[&node_id, &old, &new_status, &reason, &time, &result_json],
             )
@@ -991,8 +1281,10 @@ impl<'a> PgTx<'a> {
         self.change_status(node_id, STATUS_UNKNOWN, reason, time, "null")
     }
 
-    /// See [`PgStore::record_verdict`]; the same statements as the SQLite store, after the
-    /// log lock.
+    /// See [`PgStore::record_verdict`]: the SQLite store's `record_prepared_verdict`,
+    /// statement for statement, after the log lock. As there, `result_json` is stored
+    /// re-serialised (`null` when it does not parse), and the audit body is built the same
+    /// way, so both engines log byte-identical entries and checkpoint after each.
     #[allow(clippy::too_many_arguments)]
     pub fn record_verdict(
         &mut self,
@@ -1004,58 +1296,72 @@ impl<'a> PgTx<'a> {
         evidence: &[u8],
         speaks_for_node: bool,
     ) -> Result<i64, PgStoreError> {
+        let result: serde_json::Value =
+            serde_json::from_str(result_json).unwrap_or(serde_json::Value::Null);
+        let result_json = serde_json::to_string(&result)
+            .map_err(|e| PgStoreError::Invalid(format!("the result does not serialise: {e}")))?;
+        let body_prefix = verdict_body_prefix(verdict, nonce, evidence, speaks_for_node, &result)?;
         self.lock_log()?;
+        // The evidence blob and the verdict naming it in one statement (the SQLite store
+        // inserts the verdict, then the blob, then sets the digest: the same rows result).
+        let evidence_digest = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(evidence))
+        };
         let id: i64 = self
-            .tx
+            .conn()
             .query_one(
-                "INSERT INTO verdicts (node_id, nonce, verified_at, verdict, result_json)
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                &[&node_id, &nonce, &verified_at, &verdict, &result_json],
+                "WITH blob AS (
+                    INSERT INTO audit_blob (digest, data) VALUES ($6, $7)
+                    ON CONFLICT (digest) DO NOTHING
+                 )
+                 INSERT INTO verdicts (node_id, nonce, verified_at, verdict, result_json, evidence)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &[
+                    &node_id,
+                    &nonce,
+                    &verified_at,
+                    &verdict,
+                    &result_json,
+                    &evidence_digest,
+                    &evidence,
+                ],
             )
-            .map_err(db("record verdict"))?
-            .get(0);
+            .map_err(db("record verdict"))
+            .and_then(|row| queries::get(&row, 0, "record verdict"))?;
         if speaks_for_node {
-            self.tx
-                .execute(
-                    "UPDATE nodes SET last_verdict = $2, last_seen = $3 WHERE node_id = $1",
+            // The update locks the node's row and returns its status: the change_status
+            // read without a statement of its own.
+            let old = self
+                .conn()
+                .query_opt(
+                    "UPDATE nodes SET last_verdict = $2, last_seen = $3 WHERE node_id = $1
+                     RETURNING status",
                     &[&node_id, &verdict, &verified_at],
                 )
                 .map_err(db("update node verdict"))?;
-            let new_status = if verdict == "pass" {
-                STATUS_TRUSTED
-            } else {
-                STATUS_UNTRUSTED
-            };
-            self.change_status(
-                node_id,
-                new_status,
-                &format!("verdict {verdict}"),
-                verified_at,
-                result_json,
-            )?;
+            if let Some(row) = old {
+                let old: String = queries::get(&row, 0, "read node status")?;
+                let new_status = if verdict == "pass" {
+                    STATUS_TRUSTED
+                } else {
+                    STATUS_UNTRUSTED
+                };
+                self.change_status_from(
+                    node_id,
+                    &old,
+                    new_status,
+                    &format!("verdict {verdict}"),
+                    verified_at,
+                    &result_json,
+                )?;
+            }
         }
-        let evidence_digest = audit::put_blob(&mut self.tx, evidence)?;
-        self.tx
-            .execute(
-                "UPDATE verdicts SET evidence = $2 WHERE id = $1",
-                &[&id, &evidence_digest],
-            )
-            .map_err(db("record verdict evidence"))?;
-        let result: serde_json::Value =
-            serde_json::from_str(result_json).unwrap_or(serde_json::Value::Null);
-        self.audit(&AuditEntry {
-            kind: "verdict".to_owned(),
-            time: verified_at,
-            subject: node_id.to_owned(),
-            body: serde_json::json!({
-                "verdict": verdict,
-                "verdict_id": id,
-                "nonce": hex::encode(nonce),
-                "evidence": format!("sha256:{evidence_digest}"),
-                "claimed_identity": !speaks_for_node,
-                "result": result,
-            }),
-        })?;
+        let mut body = body_prefix;
+        body.extend_from_slice(format!(",\"verdict_id\":{id}}}").as_bytes());
+        let encoding = AuditEntry::encode_parts("verdict", verified_at, node_id, &body)
+            .map_err(vigil_audit::AuditError::from)?;
+        self.append_encoded("verdict", verified_at, node_id, &encoding)?;
         Ok(id)
     }
 
@@ -1063,20 +1369,20 @@ impl<'a> PgTx<'a> {
     /// replicas storing versions of one name at once get consecutive numbers.
     pub fn put_baseline(&mut self, new: &NewBaseline<'_>) -> Result<StoredBaseline, PgStoreError> {
         self.lock_log()?;
-        if let Some(latest) = baseline(&mut self.tx, new.name, None)?
+        if let Some(latest) = queries::baseline(&mut self.conn(), new.name, None)?
             && latest.sha256 == new.sha256
         {
             return Ok(latest);
         }
         let version: i64 = self
-            .tx
+            .conn()
             .query_one(
                 "SELECT COALESCE(MAX(version), 0) + 1 FROM baselines WHERE name = $1",
                 &[&new.name],
             )
-            .map_err(db("next baseline version"))?
-            .get(0);
-        self.tx
+            .map_err(db("next baseline version"))
+            .and_then(|row| queries::get(&row, 0, "next baseline version"))?;
+        self.conn()
             .execute(
                 &format!(
                     "INSERT INTO baselines ({BASELINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -1094,7 +1400,7 @@ impl<'a> PgTx<'a> {
                 ],
             )
             .map_err(db("store baseline"))?;
-        let body_digest = audit::put_blob(&mut self.tx, new.body.as_bytes())?;
+        let body_digest = audit::put_blob_cached(&mut self.conn(), new.body.as_bytes())?;
         self.audit(&AuditEntry {
             kind: "baseline.version".to_owned(),
             time: new.time,
@@ -1109,7 +1415,7 @@ impl<'a> PgTx<'a> {
                 "rules": new.rules,
             }),
         })?;
-        baseline(&mut self.tx, new.name, Some(version))?.ok_or_else(|| {
+        queries::baseline(&mut self.conn(), new.name, Some(version))?.ok_or_else(|| {
             PgStoreError::NotFound(format!(
                 "baseline {}@{version} vanished after it was stored",
                 new.name
@@ -1127,12 +1433,12 @@ impl<'a> PgTx<'a> {
         time: i64,
     ) -> Result<StoredBaseline, PgStoreError> {
         self.lock_log()?;
-        let Some(latest) = baseline(&mut self.tx, name, None)? else {
+        let Some(latest) = queries::baseline(&mut self.conn(), name, None)? else {
             return Err(PgStoreError::NotFound(format!(
                 "no baseline named {name:?}"
             )));
         };
-        self.tx
+        self.conn()
             .execute(
                 "INSERT INTO group_baselines (node_group, baseline, assigned_at, author, reason)
                  VALUES ($1, $2, $3, $4, $5)
@@ -1155,4 +1461,39 @@ impl<'a> PgTx<'a> {
         })?;
         Ok(latest)
     }
+}
+
+/// Fills in `verdicts.evidence` for verdicts recorded without it (rows copied from an older
+/// SQLite database) from their audit entries, as the SQLite store does before a prune.
+/// Verdicts without one stay NULL: never pruned.
+fn backfill_verdict_evidence(c: &mut impl postgres::GenericClient) -> Result<(), PgStoreError> {
+    let row = c
+        .query_one("SELECT COUNT(*) FROM verdicts WHERE evidence IS NULL", &[])
+        .map_err(db("count verdicts without evidence"))?;
+    let missing: i64 = queries::get(&row, 0, "count verdicts without evidence")?;
+    if missing == 0 {
+        return Ok(());
+    }
+    let size = audit::tree_size(c)?;
+    for stored in audit::read_entries(c, 0, size)? {
+        let entry = stored.entry;
+        if entry.kind != "verdict" {
+            continue;
+        }
+        let (Some(id), Some(digest)) = (
+            entry.body["verdict_id"].as_i64(),
+            entry.body["evidence"]
+                .as_str()
+                .and_then(|e| e.strip_prefix("sha256:"))
+                .filter(|d| vigil_audit::blob::is_digest(d)),
+        ) else {
+            continue;
+        };
+        c.execute(
+            "UPDATE verdicts SET evidence = $2 WHERE id = $1 AND evidence IS NULL",
+            &[&id, &digest],
+        )
+        .map_err(db("backfill verdict evidence"))?;
+    }
+    Ok(())
 }

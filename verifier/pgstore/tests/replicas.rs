@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use vigil_audit::AuditSigningKey;
-use vigil_pgstore::{AUDIT_ORIGIN, NewBaseline, NodeRecord, PgStore, PgStoreError};
+use vigil_pgstore::{
+    AUDIT_ORIGIN, NewBaseline, NodeRecord, PgStore, PgStoreError, PruneReport, VerdictRecord,
+};
 
 fn key() -> Arc<AuditSigningKey> {
     let pkcs8 = vigil_audit::generate_key().expect("generate audit key");
@@ -293,6 +295,15 @@ fn leases_never_double_claim_and_expire() {
         .collect();
     let b_nodes = b.claim_due_nodes("b", now, lease, 100).unwrap();
     assert_eq!((a_nodes.len(), b_nodes.len()), (10, 10));
+    assert_eq!(
+        a.lease_counts(now).unwrap(),
+        BTreeMap::from([("a".to_owned(), 10), ("b".to_owned(), 10)]),
+        "both replicas are live, with their shares"
+    );
+    assert!(
+        a.lease_counts(now + lease).unwrap().is_empty(),
+        "expired leases name no live replica"
+    );
     assert!(b_nodes.iter().all(|n| !a_nodes.contains(n)));
     let b_node = b_nodes[0].clone();
     assert!(b.renew_lease("b", &b_node, now + 10, lease).unwrap());
@@ -466,5 +477,863 @@ fn schema_keys_baselines_and_batches() {
             .unwrap()
             .tree_size,
         6
+    );
+}
+
+/// Every read is also on `PgTx`, and it runs inside the transaction: it sees the
+/// transaction's own uncommitted writes, which another replica does not see until COMMIT.
+#[test]
+fn reads_inside_a_transaction_see_its_own_writes() {
+    let Some(pg) = harness::PgServer::start() else {
+        return;
+    };
+    let key = key();
+    let mut a = PgStore::open(&pg.url(), key.clone()).unwrap();
+    let mut b = PgStore::open(&pg.url(), key.clone()).unwrap();
+    a.put_baseline(&NewBaseline {
+        name: "hgx",
+        sha256: "aa",
+        body: "a",
+        author: "alice",
+        reason: "initial",
+        signed_by: None,
+        rules: 1,
+        time: 5,
+    })
+    .unwrap();
+    let seen = a
+        .write(|tx| {
+            tx.insert_node(&node("gpu-1"))?;
+            tx.assign_baseline("hgx", "hgx", "alice", "rollout", 6)?;
+            tx.put_ima_state_json("gpu-1", "hgx@1", r#"{"n":1}"#, 7)?;
+            tx.set_gpu_identities("gpu-1", r#"["g"]"#)?;
+            let id = tx.record_verdict("gpu-1", b"n", 8, "pass", "{}", b"ev", true)?;
+            // Not visible to another replica before COMMIT.
+            assert_eq!(b.node("gpu-1").unwrap(), None);
+            assert_eq!(b.verdict_count().unwrap(), 0);
+            assert_eq!(b.baseline_for_group("hgx").unwrap(), None);
+            Ok((
+                (
+                    tx.node("gpu-1")?.map(|n| n.status),
+                    tx.nodes()?.len(),
+                    tx.status_changes(0, 10)?.len(),
+                    tx.latest_status_seq()?,
+                    tx.verdicts(Some("gpu-1"))?
+                        .iter()
+                        .map(|v| v.id)
+                        .collect::<Vec<_>>(),
+                    tx.verdict_count()?,
+                    tx.latest_verdicts()?.len(),
+                    tx.recent_verdicts(None, 5)?.first().map(|v| v.id),
+                ),
+                (
+                    tx.ima_state_json("gpu-1")?,
+                    tx.gpu_identities("gpu-1")?,
+                    tx.baseline("hgx", None)?.map(|b| b.version),
+                    tx.baselines()?.len(),
+                    tx.baseline_assignments()?,
+                    tx.baseline_for_group("hgx")?.map(|b| b.version),
+                    id,
+                ),
+            ))
+        })
+        .unwrap();
+    let id = seen.1.6;
+    assert_eq!(
+        seen,
+        (
+            (
+                Some("trusted".to_owned()),
+                1,
+                1,
+                1,
+                vec![id],
+                1,
+                1,
+                Some(id),
+            ),
+            (
+                Some(("hgx@1".to_owned(), r#"{"n":1}"#.to_owned())),
+                r#"["g"]"#.to_owned(),
+                Some(1),
+                1,
+                BTreeMap::from([("hgx".to_owned(), "hgx".to_owned())]),
+                Some(1),
+                id,
+            )
+        )
+    );
+    // Committed: the other replica's autocommit reads agree.
+    assert_eq!(b.node("gpu-1").unwrap().unwrap().status, "trusted");
+    assert_eq!(b.baseline_for_group("hgx").unwrap().unwrap().version, 1);
+    assert_eq!(b.latest_status_seq().unwrap(), 1);
+}
+
+/// `PgTx`'s own writes: nonce pruning, GPU identities, IMA state, audit events; a failing
+/// savepoint undoes them and leaves the rest of the batch.
+#[test]
+fn transaction_writes_commit_together_or_not_at_all() {
+    let Some(pg) = harness::PgServer::start() else {
+        return;
+    };
+    let key = key();
+    let mut a = PgStore::open(&pg.url(), key.clone()).unwrap();
+    a.insert_node(&node("gpu-1")).unwrap();
+    a.insert_nonce(b"old", "gpu-1", 1, 10).unwrap();
+    a.insert_nonce(b"new", "gpu-1", 1, 100).unwrap();
+    a.put_ima_state_json("gpu-1", "hgx@1", "{}", 1).unwrap();
+    let event = |subject: &str| vigil_audit::AuditEntry {
+        kind: "node.registered".to_owned(),
+        time: 50,
+        subject: subject.to_owned(),
+        body: serde_json::json!({"by": "test"}),
+    };
+    let (pruned, index, undone) = a
+        .write(|tx| {
+            let pruned = tx.prune_nonces(50)?;
+            tx.set_gpu_identities("gpu-1", r#"["g1"]"#)?;
+            tx.delete_ima_state("gpu-1")?;
+            let index = tx.record_event(&event("gpu-1"))?;
+            // Everything in this savepoint is undone by its failure.
+            let undone = tx.savepoint(|tx| {
+                tx.put_ima_state_json("gpu-1", "hgx@2", "{}", 60)?;
+                tx.set_gpu_identities("gpu-1", r#"["lost"]"#)?;
+                tx.record_event(&event("lost"))?;
+                tx.insert_nonce(b"new", "gpu-1", 1, 100)
+            });
+            Ok((pruned, index, undone.is_err()))
+        })
+        .unwrap();
+    assert_eq!((pruned, index, undone), (1, 0, true));
+    assert_eq!(a.gpu_identities("gpu-1").unwrap(), r#"["g1"]"#);
+    assert_eq!(a.ima_state_json("gpu-1").unwrap(), None);
+    assert!(a.consume_nonce(b"new", "gpu-1", 60).unwrap().0);
+    assert_eq!(a.consume_nonce(b"old", "gpu-1", 5).unwrap(), (false, None));
+    let entries = vigil_pgstore::audit::read_entries(a.client(), 0, 10).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].entry, event("gpu-1"));
+    // The event was checkpointed, as on SQLite.
+    let checkpoints: i64 = a
+        .client()
+        .query_one("SELECT COUNT(*) FROM audit_checkpoint", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(checkpoints, 1);
+    // A failed batch keeps nothing.
+    let failed = a.write(|tx| {
+        tx.set_gpu_identities("gpu-1", r#"["gone"]"#)?;
+        tx.prune_nonces(1000)?;
+        Err::<(), _>(PgStoreError::Invalid("abort".into()))
+    });
+    assert!(failed.is_err());
+    assert_eq!(a.gpu_identities("gpu-1").unwrap(), r#"["g1"]"#);
+    assert_eq!(a.prune_nonces(1000).unwrap(), 1);
+}
+
+/// SQLite's statements for the same listings, on a SQLite database built from the shared
+/// schema, to compare row for row.
+fn sqlite_verifier_db() -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    for migration in vigil_pgstore::schema::VERIFIER.migrations {
+        conn.execute_batch(&vigil_pgstore::schema::render(
+            migration,
+            vigil_pgstore::schema::Engine::Sqlite,
+        ))
+        .unwrap();
+    }
+    vigil_audit::migrate(&conn).unwrap();
+    conn
+}
+
+fn sqlite_verdicts(conn: &rusqlite::Connection, sql: &str) -> Vec<VerdictRecord> {
+    let mut s = conn.prepare(sql).unwrap();
+    s.query_map([], |r| {
+        Ok(VerdictRecord {
+            id: r.get(0)?,
+            node_id: r.get(1)?,
+            nonce: r.get(2)?,
+            verified_at: r.get(3)?,
+            verdict: r.get(4)?,
+            result_json: r.get(5)?,
+        })
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// Node ids that a locale orders differently from SQLite's bytewise BINARY collation.
+const MIXED_CASE_NODES: [&str; 4] = ["b-node", "B-node", "a-node", "_node"];
+
+#[test]
+fn latest_and_recent_verdicts_match_sqlite() {
+    let Some(pg) = harness::PgServer::start() else {
+        return;
+    };
+    let key = key();
+    let mut a = PgStore::open(&pg.url(), key.clone()).unwrap();
+    let sqlite = sqlite_verifier_db();
+    let mut time = 100;
+    for round in 0..3 {
+        for id in MIXED_CASE_NODES {
+            time += 1;
+            let verdict = if round == 2 && id == "a-node" {
+                "fail"
+            } else {
+                "pass"
+            };
+            let result = format!(r#"{{"round":{round}}}"#);
+            let vid = a
+                .record_verdict(id, id.as_bytes(), time, verdict, &result, b"ev", true)
+                .unwrap();
+            sqlite
+                .execute(
+                    "INSERT INTO verdicts (id, node_id, nonce, verified_at, verdict, result_json)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    rusqlite::params![vid, id, id.as_bytes(), time, verdict, result],
+                )
+                .unwrap();
+        }
+    }
+    // latest_verdicts: the SQLite store's own statement gives the same rows, same order.
+    let latest = a.latest_verdicts().unwrap();
+    let expected = sqlite_verdicts(
+        &sqlite,
+        "SELECT id, node_id, nonce, verified_at, verdict, result_json FROM verdicts
+         WHERE id IN (SELECT MAX(id) FROM verdicts GROUP BY node_id) ORDER BY node_id",
+    );
+    assert_eq!(latest, expected);
+    assert_eq!(
+        latest
+            .iter()
+            .map(|v| v.node_id.as_str())
+            .collect::<Vec<_>>(),
+        ["B-node", "_node", "a-node", "b-node"],
+        "bytewise, as SQLite"
+    );
+    assert!(latest.iter().all(|v| v.result_json == r#"{"round":2}"#));
+    assert_eq!(latest[2].verdict, "fail");
+    // recent_verdicts: newest first, at most `limit`, one node's when asked.
+    let all = a.verdicts(None).unwrap();
+    let recent = a.recent_verdicts(None, 5).unwrap();
+    let newest: Vec<VerdictRecord> = all.iter().rev().take(5).cloned().collect();
+    assert_eq!(recent, newest);
+    let mine = a.recent_verdicts(Some("B-node"), 2).unwrap();
+    assert_eq!(mine.len(), 2);
+    assert!(mine.iter().all(|v| v.node_id == "B-node"));
+    assert!(mine[0].id > mine[1].id);
+    assert_eq!(mine[0].id, latest[0].id);
+    assert_eq!(a.recent_verdicts(Some("nobody"), 5).unwrap(), vec![]);
+    assert_eq!(a.recent_verdicts(None, 0).unwrap(), vec![]);
+    assert_eq!(a.recent_verdicts(None, 1000).unwrap().len(), all.len());
+    assert!(matches!(
+        a.recent_verdicts(None, -1),
+        Err(PgStoreError::Invalid(_))
+    ));
+}
+
+/// In a database whose default collation is a natural-language one, listings still come
+/// out bytewise, as on SQLite (without `COLLATE "C"`, ICU's `en` puts `a-node` first).
+#[test]
+fn listings_are_ordered_bytewise_whatever_the_database_locale() {
+    let Some(pg) = harness::PgServer::start() else {
+        return;
+    };
+    let superuser = format!("postgres://postgres@127.0.0.1:{}/vigil", pg.port);
+    let mut admin = postgres::Client::connect(&superuser, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(
+            "CREATE DATABASE vigil_icu OWNER vigil TEMPLATE template0 ENCODING 'UTF8'
+             LOCALE 'C' LOCALE_PROVIDER icu ICU_LOCALE 'en-US'",
+        )
+        .unwrap();
+    let url = format!("postgres://vigil@127.0.0.1:{}/vigil_icu", pg.port);
+    let mut a = PgStore::open(&url, key()).unwrap();
+    // The locale does order differently here.
+    let icu_first: String = a
+        .client()
+        .query_one(
+            "SELECT n FROM (VALUES ('B-node'), ('a-node')) AS t(n) ORDER BY n LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(icu_first, "a-node");
+    for (i, id) in MIXED_CASE_NODES.iter().enumerate() {
+        a.insert_node(&node(id)).unwrap();
+        a.record_verdict(id, id.as_bytes(), 10 + i as i64, "pass", "{}", b"e", true)
+            .unwrap();
+        let baseline = NewBaseline {
+            name: id,
+            sha256: "s",
+            body: "b",
+            author: "a",
+            reason: "r",
+            signed_by: None,
+            rules: 1,
+            time: 1,
+        };
+        a.put_baseline(&baseline).unwrap();
+    }
+    let bytewise = ["B-node", "_node", "a-node", "b-node"];
+    let ids = |v: Vec<String>| v;
+    assert_eq!(
+        ids(a.nodes().unwrap().into_iter().map(|n| n.node_id).collect()),
+        bytewise
+    );
+    assert_eq!(
+        ids(a
+            .latest_verdicts()
+            .unwrap()
+            .into_iter()
+            .map(|v| v.node_id)
+            .collect()),
+        bytewise
+    );
+    assert_eq!(
+        ids(a.baselines().unwrap().into_iter().map(|b| b.name).collect()),
+        bytewise
+    );
+}
+
+/// The canonical body of `store`'s audit entries and their leaf hashes.
+fn entry_rows(conn: &rusqlite::Connection) -> Vec<(i64, String, i64, String, Vec<u8>)> {
+    let mut s = conn
+        .prepare("SELECT idx, kind, time, subject, encoding FROM audit_entry ORDER BY idx")
+        .unwrap();
+    s.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+fn checkpoint_rows(conn: &rusqlite::Connection) -> Vec<(i64, i64, Vec<u8>, i64, String, String)> {
+    let mut s = conn
+        .prepare("SELECT id, tree_size, root, time, origin, note FROM audit_checkpoint ORDER BY id")
+        .unwrap();
+    s.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// (node, nonce, time, verdict, result_json, evidence, speaks_for_node)
+type Case = (
+    &'static str,
+    &'static [u8],
+    i64,
+    &'static str,
+    &'static str,
+    &'static [u8],
+    bool,
+);
+
+/// A verdict recorded on PostgreSQL is logged byte for byte as the SQLite store logs it
+/// (entry encoding, hence leaf hash; one checkpoint per verdict, same notes under the same
+/// key), and its `result_json` is stored re-serialised, as SQLite's `PreparedVerdict` does.
+#[test]
+fn verdict_audit_entries_match_the_sqlite_store() {
+    let Some(pg) = harness::PgServer::start() else {
+        return;
+    };
+    let key = key();
+    let mut a = PgStore::open(&pg.url(), key.clone()).unwrap();
+    a.insert_node(&node("gpu-1")).unwrap();
+    let cases: [Case; 4] = [
+        (
+            "gpu-1",
+            b"\x01\xff",
+            1000,
+            "pass",
+            r#"{ "z": 1, "a": [true, null, "x"], "m": {"k": -2} }"#,
+            b"evidence-1",
+            true,
+        ),
+        (
+            "gpu-1",
+            b"n2",
+            1001,
+            "fail",
+            "not json",
+            b"evidence-2",
+            true,
+        ),
+        (
+            "gpu-9",
+            b"n3",
+            1002,
+            "pass",
+            r#"{"claim":"caf\u00e9 \u2603","q":"\"quoted\""}"#,
+            b"evidence-1",
+            false,
+        ),
+        ("gpu-1", b"", 1003, "pass", "{}", b"", true),
+    ];
+    // SQLite: the store's steps with vigil-audit's SQLite functions (append the whole entry,
+    // then checkpoint at the verdict's time; the SQLite store's own test pins its prepared
+    // encoding to this).
+    let sqlite = sqlite_verifier_db();
+    for (i, (node_id, nonce, time, verdict, result_json, evidence, speaks)) in
+        cases.iter().enumerate()
+    {
+        let id = a
+            .record_verdict(
+                node_id,
+                nonce,
+                *time,
+                verdict,
+                result_json,
+                evidence,
+                *speaks,
+            )
+            .unwrap();
+        assert_eq!(id, i as i64 + 1);
+        let result: serde_json::Value =
+            serde_json::from_str(result_json).unwrap_or(serde_json::Value::Null);
+        let entry = vigil_audit::AuditEntry {
+            kind: "verdict".to_owned(),
+            time: *time,
+            subject: (*node_id).to_owned(),
+            body: serde_json::json!({
+                "verdict": verdict,
+                "nonce": hex::encode(nonce),
+                "evidence": format!("sha256:{}", vigil_audit::blob_digest(evidence)),
+                "claimed_identity": !speaks,
+                "result": result,
+                "verdict_id": id,
+            }),
+        };
+        vigil_audit::append(&sqlite, &entry).unwrap();
+        vigil_audit::checkpoint(&sqlite, &key, AUDIT_ORIGIN, *time).unwrap();
+        // Stored re-serialised, as the SQLite store stores it.
+        let stored = a.verdicts(None).unwrap().pop().unwrap();
+        assert_eq!(stored.result_json, serde_json::to_string(&result).unwrap());
+    }
+    assert_eq!(a.verdicts(None).unwrap()[1].result_json, "null");
+    // A result canonical JSON cannot hold (a fraction) is refused before anything is written,
+    // as the SQLite store refuses it when preparing.
+    assert!(matches!(
+        a.record_verdict("gpu-1", b"n5", 1004, "pass", r#"{"x":0.5}"#, b"e", true),
+        Err(PgStoreError::Audit(_))
+    ));
+    assert_eq!(a.verdict_count().unwrap(), cases.len() as i64);
+    assert_eq!(
+        a.status_changes(0, 10).unwrap()[0].result_json,
+        r#"{"a":[true,null,"x"],"m":{"k":-2},"z":1}"#
+    );
+    let exported = rusqlite::Connection::open_in_memory().unwrap();
+    vigil_audit::migrate(&exported).unwrap();
+    vigil_pgstore::audit::export_to_sqlite(a.client(), &exported, false).unwrap();
+    assert_eq!(entry_rows(&exported), entry_rows(&sqlite));
+    assert_eq!(checkpoint_rows(&exported).len(), cases.len());
+    assert_eq!(checkpoint_rows(&exported), checkpoint_rows(&sqlite));
+    // The first body, spelled out: canonical (sorted keys, no spaces), `verdict_id` last.
+    let first = vigil_pgstore::audit::read_entries(a.client(), 0, 1).unwrap();
+    let body = vigil_audit::entry::canonical_json(&first[0].entry.body).unwrap();
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        format!(
+            r#"{{"claimed_identity":false,"evidence":"sha256:{}","nonce":"01ff","result":{{"a":[true,null,"x"],"m":{{"k":-2}},"z":1}},"verdict":"pass","verdict_id":1}}"#,
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"evidence-1"))
+        )
+    );
+    let leaf = vigil_audit::merkle::leaf_hash(&entry_rows(&sqlite)[0].4);
+    assert_eq!(first[0].leaf_hash, leaf);
+    vigil_audit::verify_log(&exported, &[key.public_key()]).unwrap();
+}
+
+/// Evidence pruning as the SQLite store's `prune_evidence`: blobs of verdicts before the
+/// cutoff go unless a later verdict shares them, each is remembered, one audit entry says so.
+#[test]
+fn evidence_older_than_the_cutoff_is_pruned_unless_shared() {
+    let Some(pg) = harness::PgServer::start() else {
+        return;
+    };
+    let key = key();
+    let mut a = PgStore::open(&pg.url(), key.clone()).unwrap();
+    let mut b = PgStore::open(&pg.url(), key.clone()).unwrap();
+    let digest = |e: &[u8]| vigil_audit::blob_digest(e);
+    let blob =
+        |s: &mut PgStore, e: &[u8]| vigil_pgstore::audit::get_blob(s.client(), &digest(e)).unwrap();
+    a.record_verdict("n", b"1", 100, "pass", "{}", b"old-only", true)
+        .unwrap();
+    a.record_verdict("n", b"2", 110, "pass", "{}", b"shared", true)
+        .unwrap();
+    a.record_verdict("n", b"3", 120, "pass", "{}", b"old-too", true)
+        .unwrap();
+    a.record_verdict("n", b"4", 200, "pass", "{}", b"shared", true)
+        .unwrap();
+    a.record_verdict("n", b"5", 210, "pass", "{}", b"new", true)
+        .unwrap();
+    // A verdict whose evidence column is empty (copied from an older database): filled in
+    // from its audit entry, then pruned like the others.
+    let legacy = a
+        .record_verdict("n", b"6", 130, "pass", "{}", b"legacy", true)
+        .unwrap();
+    a.client()
+        .execute(
+            "UPDATE verdicts SET evidence = NULL WHERE id = $1",
+            &[&legacy],
+        )
+        .unwrap();
+    let report = b.prune_evidence(150, 300).unwrap();
+    assert_eq!(
+        report,
+        PruneReport {
+            pruned: 3,
+            kept_shared: 1,
+            audit_index: Some(6),
+        }
+    );
+    for gone in [&b"old-only"[..], b"old-too", b"legacy"] {
+        assert_eq!(blob(&mut a, gone), None);
+    }
+    for kept in [&b"shared"[..], b"new"] {
+        assert!(blob(&mut a, kept).is_some());
+    }
+    let mut pruned: Vec<String> = [&b"old-only"[..], b"old-too", b"legacy"]
+        .iter()
+        .map(|e| digest(e))
+        .collect();
+    pruned.sort();
+    let remembered: Vec<(String, i64, i64, i64)> = a
+        .client()
+        .query(
+            "SELECT digest, pruned_at, cutoff, audit_index FROM pruned_evidence ORDER BY digest",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        remembered,
+        pruned
+            .iter()
+            .map(|d| (d.clone(), 300, 150, 6))
+            .collect::<Vec<_>>()
+    );
+    let listing: String = pruned.iter().map(|d| format!("{d}\n")).collect();
+    let entry = vigil_pgstore::audit::read_entries(a.client(), 6, 1)
+        .unwrap()
+        .remove(0)
+        .entry;
+    assert_eq!(
+        entry,
+        vigil_audit::AuditEntry {
+            kind: "evidence.pruned".to_owned(),
+            time: 300,
+            subject: "evidence".to_owned(),
+            body: serde_json::json!({
+                "cutoff": 150,
+                "blobs": 3,
+                "digests_sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(listing.as_bytes())),
+                "policy": "--retain-evidence",
+            }),
+        }
+    );
+    // Nothing left to prune: no entry. Later, the shared blob's newer verdict ages out too.
+    assert_eq!(
+        a.prune_evidence(150, 301).unwrap(),
+        PruneReport {
+            pruned: 0,
+            kept_shared: 1,
+            audit_index: None,
+        }
+    );
+    let report = a.write(|tx| tx.prune_evidence(205, 400)).unwrap();
+    assert_eq!((report.pruned, report.kept_shared), (1, 0));
+    assert_eq!(blob(&mut a, b"shared"), None);
+    assert!(blob(&mut a, b"new").is_some());
+    // The log still verifies: entries keep their digests.
+    let sqlite = rusqlite::Connection::open_in_memory().unwrap();
+    vigil_audit::migrate(&sqlite).unwrap();
+    vigil_pgstore::audit::export_to_sqlite(a.client(), &sqlite, false).unwrap();
+    assert_eq!(
+        vigil_audit::verify_log(&sqlite, &[key.public_key()])
+            .unwrap()
+            .tree_size,
+        8
+    );
+}
+
+/// The uid and gid of the `postgres` system user (the harness runs the server as it when we
+/// are root).
+fn postgres_user_ids() -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.first() == Some(&"postgres"))
+            .then(|| Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?)))?
+    })
+}
+
+/// A CA and a certificate for 127.0.0.1 (and no host name) signed by it, as PEM.
+fn tls_files() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::default();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut server = CertificateParams::default();
+    server.subject_alt_names = vec![SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into())];
+    let cert = server.signed_by(&key, &issuer).unwrap();
+    (ca_pem, cert.pem(), key.serialize_pem())
+}
+
+/// `sslmode=require` connects over TLS, verifying the server against `sslrootcert`, with
+/// SCRAM password authentication on top; another CA or another host name is refused, and no
+/// error shows the password.
+#[test]
+fn tls_connections_verify_the_server() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(pg) = harness::PgServer::start() else {
+        return;
+    };
+    let (ca, cert, server_key) = tls_files();
+    let (other_ca, _, _) = tls_files();
+    let dir = pg.dir().join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path.display().to_string()
+    };
+    let (cert_file, key_file) = (write("server.crt", &cert), write("server.key", &server_key));
+    let (ca_file, other_ca_file) = (write("ca.pem", &ca), write("other-ca.pem", &other_ca));
+    // As root the harness runs the server as `postgres`, which must own its key file.
+    if current_uid() == 0
+        && let Some((uid, gid)) = postgres_user_ids()
+    {
+        for path in [&dir.display().to_string(), &cert_file, &key_file] {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+        }
+    }
+    // Turn TLS on, and require a password of `vigil` over TLS.
+    let superuser = format!("postgres://postgres@127.0.0.1:{}/vigil", pg.port);
+    let mut admin = postgres::Client::connect(&superuser, postgres::NoTls).unwrap();
+    for sql in [
+        format!("ALTER SYSTEM SET ssl_cert_file = '{cert_file}'"),
+        format!("ALTER SYSTEM SET ssl_key_file = '{key_file}'"),
+        "ALTER SYSTEM SET ssl = on".to_owned(),
+        "SET password_encryption = 'scram-sha-256'".to_owned(),
+        "ALTER ROLE vigil PASSWORD 's3cr3t-pw'".to_owned(),
+    ] {
+        admin.batch_execute(&sql).unwrap();
+    }
+    let hba: String = admin.query_one("SHOW hba_file", &[]).unwrap().get(0);
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(
+        &hba,
+        format!("hostssl all vigil 127.0.0.1/32 scram-sha-256\n{rules}"),
+    )
+    .unwrap();
+    admin.batch_execute("SELECT pg_reload_conf()").unwrap();
+
+    let key = key();
+    let url = |host: &str, password: &str, ca: &str| {
+        format!(
+            "postgres://vigil:{password}@{host}:{}/vigil?sslmode=require&sslrootcert={ca}",
+            pg.port
+        )
+    };
+    // The reload is asynchronous: retry briefly.
+    let mut store = None;
+    for _ in 0..50 {
+        match PgStore::connect(&url("127.0.0.1", "s3cr3t-pw", &ca_file), key.clone()) {
+            Ok(s) => {
+                store = Some(s);
+                break;
+            }
+            Err(e) => {
+                assert!(!e.to_string().contains("s3cr3t"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    }
+    let mut store = store.expect("a TLS connection once the server has reloaded");
+    let ssl: bool = store
+        .client()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(ssl, "the session is encrypted");
+    store.insert_node(&node("gpu-1")).unwrap();
+    // Refused: a server certificate from another CA, a host name the certificate does not
+    // name, a wrong password. None of the messages carries the password.
+    let refusals = [
+        (
+            url("127.0.0.1", "s3cr3t-pw", &other_ca_file),
+            "invalid peer certificate",
+        ),
+        (
+            url("localhost", "s3cr3t-pw", &ca_file),
+            "not valid for name \"localhost\"",
+        ),
+        (
+            url("127.0.0.1", "wrong-s3cr3t", &ca_file),
+            "password authentication failed",
+        ),
+    ];
+    for (bad, why) in refusals {
+        let err = match PgStore::connect(&bad, key.clone()) {
+            Ok(_) => panic!("connected with {}", vigil_pgstore::redacted(&bad)),
+            Err(e) => e,
+        };
+        let text = err.to_string();
+        assert!(matches!(err, PgStoreError::Connect { .. }), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(text.contains("vigil:***@"), "{text}");
+        assert!(text.contains(why), "{text}");
+    }
+}
+
+/// This process's uid, from /proc (std has no getuid).
+fn current_uid() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(u32::MAX)
+}
+
+fn node_rows(conn: &rusqlite::Connection) -> Vec<(i64, i64, Vec<u8>)> {
+    let mut s = conn
+        .prepare("SELECT level, idx, hash FROM audit_node ORDER BY level, idx")
+        .unwrap();
+    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Each replica's writer remembers the audit frontier between its transactions. Replica B
+/// appending in between, a batch or savepoint of A's that appended and rolled back (followed
+/// by B appending as many entries, so only the content differs), and an append through the
+/// raw transaction must all leave A's next appends and checkpoints exactly those of one
+/// log built from scratch: every row (entries, tree nodes, checkpoints) as vigil-audit's
+/// SQLite functions write them, and the exported log verifies.
+#[test]
+fn the_audit_frontier_cache_follows_other_replicas_and_rollbacks() {
+    let Some(pg) = harness::PgServer::start() else {
+        return;
+    };
+    let key = key();
+    let mut a = PgStore::open(&pg.url(), key.clone()).unwrap();
+    let mut b = PgStore::open(&pg.url(), key.clone()).unwrap();
+    let reference = rusqlite::Connection::open_in_memory().unwrap();
+    vigil_audit::migrate(&reference).unwrap();
+    let mut time = 5000;
+    let mut entry = |who: &str| {
+        time += 1;
+        vigil_audit::AuditEntry {
+            kind: "test.event".to_owned(),
+            time,
+            subject: format!("{who}-{time}"),
+            body: serde_json::json!({ "n": time }),
+        }
+    };
+    let expect = |e: &vigil_audit::AuditEntry| {
+        vigil_audit::append(&reference, e).unwrap();
+        vigil_audit::checkpoint(&reference, &key, AUDIT_ORIGIN, e.time).unwrap();
+    };
+    // Interleavings: runs of A, of B, alternating, and batches of several appends in one
+    // transaction (one savepoint each, as the verifier's writer does).
+    let pattern = "AABABBBAAAABABBBBBBBAABBAAAAAAAABA";
+    for (i, who) in pattern.chars().enumerate() {
+        let store = if who == 'A' { &mut a } else { &mut b };
+        let batch: Vec<_> = (0..=(i % 3)).map(|_| entry(&who.to_string())).collect();
+        let indexes = store
+            .write(|tx| {
+                tx.lock_log()?;
+                batch
+                    .iter()
+                    .map(|e| tx.savepoint(|sp| sp.record_event(e)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap();
+        for (e, index) in batch.iter().zip(indexes) {
+            assert_eq!(index, vigil_audit::tree_size(&reference).unwrap());
+            expect(e);
+        }
+    }
+    // A whole batch of A's that appended is rolled back; B then appends as many entries as
+    // A's cached frontier would claim: A must not trust its memory of the lost append.
+    let lost = entry("lost");
+    let failed = a.write(|tx| {
+        tx.record_event(&lost)?;
+        Err::<(), _>(PgStoreError::Invalid("roll back".into()))
+    });
+    assert!(failed.is_err());
+    let from_b = entry("B");
+    b.record_event(&from_b).unwrap();
+    expect(&from_b);
+    let from_a = entry("A");
+    a.record_event(&from_a).unwrap();
+    expect(&from_a);
+    // The same with a savepoint rolled back inside a batch that then commits.
+    let (lost, kept) = (entry("lost"), entry("A"));
+    a.write(|tx| {
+        let undone = tx.savepoint(|sp| {
+            sp.record_event(&lost)?;
+            Err::<(), _>(PgStoreError::Invalid("roll back".into()))
+        });
+        assert!(undone.is_err());
+        tx.savepoint(|sp| sp.record_event(&kept))
+    })
+    .unwrap();
+    expect(&kept);
+    let from_b = entry("B");
+    b.record_event(&from_b).unwrap();
+    expect(&from_b);
+    let from_a = entry("A");
+    a.record_event(&from_a).unwrap();
+    expect(&from_a);
+    // An append through the raw transaction, then one through the store, in one batch.
+    let (raw, wrapped) = (entry("raw"), entry("A"));
+    a.write(|tx| {
+        vigil_pgstore::audit::append(tx.transaction(), &raw)?;
+        vigil_pgstore::audit::checkpoint(tx.transaction(), &key, AUDIT_ORIGIN, raw.time)?;
+        tx.record_event(&wrapped)
+    })
+    .unwrap();
+    expect(&raw);
+    expect(&wrapped);
+    let from_a = entry("A");
+    a.record_event(&from_a).unwrap();
+    expect(&from_a);
+
+    let exported = rusqlite::Connection::open_in_memory().unwrap();
+    vigil_audit::migrate(&exported).unwrap();
+    vigil_pgstore::audit::export_to_sqlite(b.client(), &exported, false).unwrap();
+    assert_eq!(entry_rows(&exported), entry_rows(&reference));
+    assert_eq!(node_rows(&exported), node_rows(&reference));
+    assert_eq!(checkpoint_rows(&exported), checkpoint_rows(&reference));
+    vigil_audit::verify_log(&exported, &[key.public_key()]).unwrap();
+    // Proofs read from audit_node agree with the reference's roots.
+    let size = vigil_audit::tree_size(&reference).unwrap();
+    assert_eq!(
+        vigil_pgstore::audit::root_hash(a.client(), size).unwrap(),
+        vigil_audit::root_hash(&reference, size).unwrap()
     );
 }

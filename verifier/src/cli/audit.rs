@@ -37,12 +37,20 @@ pub(crate) enum AuditCommand {
         db: PathBuf,
     },
     /// Recompute the whole tree, check every checkpoint signature and their consistency.
+    /// With `--db postgres://…`, a snapshot of the log is exported to a temporary SQLite file
+    /// and verified the same way.
     Verify {
+        /// A SQLite file, or `postgres://user@host:port/db` (password from the URL,
+        /// PGPASSWORD or VIGIL_DB_PASSWORD_FILE).
         #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
         db: PathBuf,
-        /// The audit key to trust (`vigil audit key` prints it); default: the key beside the database.
+        /// The audit key to trust (`vigil audit key` prints it); default: the key beside the
+        /// database (PostgreSQL: the signer it records).
         #[arg(long)]
         key: Option<String>,
+        /// PostgreSQL only: the audit key file the replicas sign with, needed to open the store.
+        #[arg(long, env = "VIGIL_AUDIT_KEY")]
+        audit_key: Option<PathBuf>,
         /// A checkpoint note saved earlier: the log must still contain exactly that tree.
         #[arg(long)]
         from: Option<PathBuf>,
@@ -91,6 +99,68 @@ pub(crate) enum AuditCommand {
         #[arg(long, env = "VIGIL_DB", default_value = "vigil.db")]
         db: PathBuf,
     },
+}
+
+/// The log `audit verify` checks: a SQLite store, or a SQLite snapshot of a PostgreSQL log
+/// (vigil-audit's verification runs on SQLite; the snapshot is one consistent state).
+enum AuditSource {
+    Sqlite(vigil_verifier::store::Store),
+    Postgres {
+        snapshot: vigil_verifier::db_copy::AuditSnapshot,
+        /// The database, its password masked.
+        url: String,
+        signer: vigil_audit::AuditPublicKey,
+    },
+}
+
+impl AuditSource {
+    fn open(db: &std::path::Path, audit_key: Option<&std::path::Path>) -> Result<Self, AnyError> {
+        use vigil_verifier::db_copy;
+        let Some(url) = super::store::postgres_url(db) else {
+            return Ok(AuditSource::Sqlite(open_existing_store(db)?));
+        };
+        let shown = db_copy::redact_url(url);
+        // Read-only: no signing key needed. The signer trusted is the key file when given,
+        // else the one the database records (as a SQLite store trusts the key beside it);
+        // `--key` checks against a key the auditor holds.
+        let mut client =
+            vigil_pgstore::connect_client(url).map_err(|e| format!("--db {shown}: {e}"))?;
+        let signer = match audit_key {
+            Some(path) => db_copy::load_audit_key(path)
+                .map_err(|e| format!("--audit-key: {e}"))?
+                .public_key(),
+            None => {
+                let recorded = vigil_pgstore::recorded_signer(&mut client)
+                    .map_err(|e| format!("--db {shown}: {e}"))?
+                    .ok_or_else(|| format!("--db {shown}: no replica has signed this log yet"))?;
+                vigil_audit::AuditPublicKey::from_verifier_key(&recorded)
+                    .map_err(|e| format!("--db {shown}: recorded audit key: {e}"))?
+            }
+        };
+        let snapshot = db_copy::export_audit_snapshot(&mut client)
+            .map_err(|e| format!("--db {shown}: exporting the audit log: {e}"))?;
+        // Closed here, outside any async context (the client runs a runtime of its own).
+        drop(client);
+        Ok(AuditSource::Postgres {
+            snapshot,
+            url: shown,
+            signer,
+        })
+    }
+
+    fn connection(&self) -> &rusqlite::Connection {
+        match self {
+            AuditSource::Sqlite(store) => store.connection(),
+            AuditSource::Postgres { snapshot, .. } => snapshot.connection(),
+        }
+    }
+
+    fn audit_public_key(&self) -> vigil_audit::AuditPublicKey {
+        match self {
+            AuditSource::Sqlite(store) => store.audit_public_key(),
+            AuditSource::Postgres { signer, .. } => signer.clone(),
+        }
+    }
 }
 
 pub(crate) fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> {
@@ -206,17 +276,33 @@ pub(crate) fn audit_command(command: AuditCommand) -> Result<Verdict, AnyError> 
         AuditCommand::Verify {
             db,
             key,
+            audit_key,
             from,
             json,
         } => {
-            let store = open_existing_store(&db)?;
+            let store = AuditSource::open(&db, audit_key.as_deref())?;
+            if let AuditSource::Postgres { snapshot, url, .. } = &store {
+                let line = format!(
+                    "verifying a snapshot of {} entries exported from {url}",
+                    snapshot.entries
+                );
+                if json {
+                    eprintln!("vigil: {line}");
+                } else {
+                    println!("{line}");
+                }
+            }
             let trusted = match key {
                 Some(text) => {
                     AuditPublicKey::from_verifier_key(&text).map_err(|e| format!("--key: {e}"))?
                 }
                 None => {
                     eprintln!(
-                        "vigil: trusting the audit key stored beside the database; pass --key to check against a key you hold"
+                        "vigil: trusting the audit key {}; pass --key to check against a key you hold",
+                        match &store {
+                            AuditSource::Sqlite(_) => "stored beside the database",
+                            AuditSource::Postgres { .. } => "the database records as its signer",
+                        }
                     );
                     store.audit_public_key()
                 }

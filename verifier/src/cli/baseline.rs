@@ -315,7 +315,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
                 })?,
                 None => {
                     let verifier = target.open_local()?;
-                    let (baselines, assignments) = verifier.with_store(|s| {
+                    let (baselines, assignments) = verifier.read(|s| {
                         Ok::<_, vigil_verifier::store::StoreError>((
                             s.baselines()?,
                             s.baseline_assignments()?,
@@ -395,7 +395,7 @@ pub fn baseline_command(command: BaselineCommand) -> Result<Verdict, AnyError> {
                 None => {
                     let verifier = target.open_local()?;
                     verifier
-                        .with_store(|s| s.baseline(&name, version))??
+                        .read(|s| s.baseline(&name, version))??
                         .ok_or_else(|| {
                             format!(
                                 "no baseline {name}{}",

@@ -45,6 +45,7 @@ const PER_INVOCATION: &[&str] = &[
     "since",
     "status",
     "template-hash",
+    "to",
     "version",
 ];
 

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod baseline;
 pub mod certs;
+pub mod db;
 pub mod eventlog;
 pub mod gpu;
 pub mod ima;

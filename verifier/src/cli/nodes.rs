@@ -129,8 +129,8 @@ fn list_nodes(target: &Target, only: Option<&str>, json: bool) -> Result<Verdict
             Ok::<_, AnyError>(response.into_inner().nodes)
         })?,
         None => {
-            let store = open_existing_store(&target.db)?;
-            let nodes = node_infos(&store, only)?;
+            let mut store = open_existing_store(&target.db)?;
+            let nodes = node_infos(&mut store, only)?;
             if let Some(id) = only
                 && nodes.is_empty()
             {

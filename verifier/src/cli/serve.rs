@@ -122,6 +122,12 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), AnyError> {
         );
     }
     check_store_paths(&args.store)?;
+    if args.web_listen.is_some() && args.store.postgres_url().is_some() {
+        return Err(
+            "--web-listen: the web console reads the embedded SQLite store; it is not available with --db postgres://… yet (docs/replicas.md)"
+                .into(),
+        );
+    }
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
@@ -146,8 +152,14 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), AnyError> {
             None => None,
         };
         // One server per database file: taken before the database is opened or created.
-        let _server_lock = vigil_verifier::store::lock_for_serving(&args.store.db)?;
-        let verifier = open_verifier(&args.store)?;
+        // PostgreSQL replicas share their database by design (no lock).
+        let _server_lock = match args.store.postgres_url() {
+            None => Some(vigil_verifier::store::lock_for_serving(&args.store.db)?),
+            Some(_) => None,
+        };
+        // Blocking: PostgreSQL's client runs a runtime of its own, which may not start on an
+        // async thread.
+        let verifier = tokio::task::block_in_place(|| open_verifier(&args.store))?;
         if let Some(days) = args.retain_evidence {
             // Before serving, so the first prune is done once the server is listening.
             vigil_verifier::poll::prune_evidence_once(Arc::clone(&verifier), days).await;
@@ -197,7 +209,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), AnyError> {
                 builder = builder.tls_config(tls)?;
                 println!(
                     "vigil listening on {address} (database {}, mutual TLS, roles from client certificates)",
-                    args.store.db.display()
+                    args.store.database_label()
                 );
                 vigil_tls::RoleLayer::new()
             }
@@ -206,7 +218,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), AnyError> {
                     "vigil listening on {address} (database {})\n\
                      *** DEV MODE: plaintext gRPC, NO client authentication: anyone who can reach this port \
                      may register nodes, change baselines and read the audit log. Never use it outside a lab. ***",
-                    args.store.db.display()
+                    args.store.database_label()
                 );
                 vigil_tls::RoleLayer::dev()
             }
@@ -234,7 +246,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), AnyError> {
         tracing::info!(
             event = "start",
             listen = %address,
-            database = %args.store.db.display(),
+            database = %args.store.database_label(),
             mode = if args.dev { "dev (plaintext, no client authentication)" } else { "mutual TLS" },
             poll_interval_s = args.poll_interval,
             poll_concurrency = args.poll_concurrency,
@@ -262,7 +274,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), AnyError> {
                 ),
             )
             .add_service(
-                VerifierServer::new(VerifierService::new(verifier))
+                VerifierServer::new(VerifierService::new(Arc::clone(&verifier)))
                     .max_decoding_message_size(MAX_EVIDENCE_BYTES),
             )
             .serve_with_incoming_shutdown(
@@ -274,6 +286,14 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), AnyError> {
                 },
             )
             .await?;
+        // Another replica takes this one's nodes now rather than when their leases expire.
+        match tokio::task::spawn_blocking(move || verifier.release_leases()).await {
+            Ok(Ok(released)) if released > 0 => {
+                tracing::info!(event = "leases_released", released, "node leases given back")
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "cannot give back node leases"),
+            _ => {}
+        }
         tracing::info!(event = "stopped", "vigil serve stopped");
         Ok(())
     })

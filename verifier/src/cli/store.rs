@@ -63,6 +63,15 @@ pub(crate) struct StoreArgs {
     /// and the client CA.
     #[arg(long, env = "VIGIL_TLS_DIR")]
     pub(crate) tls_dir: Option<PathBuf>,
+    /// The audit log's checkpoint-signing key (PKCS#8 DER; created if missing). Default: next
+    /// to the SQLite database. Required with PostgreSQL: every replica signs with this one
+    /// key (docs/replicas.md).
+    #[arg(long, env = "VIGIL_AUDIT_KEY")]
+    pub(crate) audit_key: Option<PathBuf>,
+    /// This replica's name in node leases, with PostgreSQL (default: host name and process
+    /// id). Two live replicas must not share one.
+    #[arg(long, env = "VIGIL_REPLICA_ID")]
+    pub(crate) replica_id: Option<String>,
 }
 
 impl StoreArgs {
@@ -82,8 +91,30 @@ impl StoreArgs {
             npu_ca_dir: None,
             baseline_keys: None,
             tls_dir: None,
+            audit_key: None,
+            replica_id: None,
         }
     }
+
+    /// What the database is, for messages: the file, or the URL without its password.
+    pub(crate) fn database_label(&self) -> String {
+        match self.postgres_url() {
+            Some(url) => vigil_pgstore::redacted(url),
+            None => self.db.display().to_string(),
+        }
+    }
+
+    /// The PostgreSQL URL when `--db` names one (`postgres://` or `postgresql://`).
+    pub(crate) fn postgres_url(&self) -> Option<&str> {
+        postgres_url(&self.db)
+    }
+}
+
+/// `db` as a PostgreSQL URL, when it is one (`postgres://…` or `postgresql://…`); anything
+/// else is a SQLite file.
+pub(crate) fn postgres_url(db: &std::path::Path) -> Option<&str> {
+    db.to_str()
+        .filter(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
 }
 
 /// A channel to the running verifier at `url`, as `--as ROLE` or else `role` (mutual TLS when
@@ -102,18 +133,21 @@ pub(crate) async fn verifier_channel(
 /// The paths a verifier is opened with, checked before anything is created: the database's
 /// directory, the RIM directory, the baseline-keys file, the TLS directory.
 pub(crate) fn check_store_paths(args: &StoreArgs) -> Result<(), AnyError> {
-    let parent = args
-        .db
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    if !parent.is_dir() {
-        return Err(format!(
-            "--db {}: the directory {} does not exist",
-            args.db.display(),
-            parent.display()
-        )
-        .into());
+    // A PostgreSQL URL has no directory to check; the connection is checked at open.
+    if args.postgres_url().is_none() {
+        let parent = args
+            .db
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        if !parent.is_dir() {
+            return Err(format!(
+                "--db {}: the directory {} does not exist",
+                args.db.display(),
+                parent.display()
+            )
+            .into());
+        }
     }
     for (flag, dir) in [
         ("--rim-dir", &args.rim_dir),
@@ -144,22 +178,46 @@ pub(crate) fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError>
     if args.result_ttl <= 0 {
         return Err("--result-ttl must be positive".into());
     }
-    let store = Store::open(&args.db).map_err(|e| format!("opening {}: {e}", args.db.display()))?;
-    let key_path = result_key_path(&args.db);
+    let config = VerifierConfig {
+        nonce_ttl_secs: args.nonce_ttl,
+        allow_tofu: args.tofu,
+        allow_no_baseline: args.allow_no_baseline,
+        result_ttl_secs: args.result_ttl,
+        ima_full_lists: args.full_ima_lists,
+        ..VerifierConfig::default()
+    };
+    let (verifier, key_path) = match args.postgres_url() {
+        Some(url) => {
+            let Some(audit_key) = &args.audit_key else {
+                return Err("--db postgres://…: give --audit-key FILE (the checkpoint-signing key every replica shares; created if missing)".into());
+            };
+            let key = vigil_verifier::store::load_or_create_audit_key(Some(audit_key))
+                .map_err(|e| format!("--audit-key {}: {e}", audit_key.display()))?;
+            let replica_id = args.replica_id.clone().unwrap_or_else(default_replica_id);
+            let pool = vigil_verifier::store_pg::PgPool::connect(url, Arc::new(key), &replica_id)
+                .map_err(|e| format!("opening {}: {e}", vigil_pgstore::redacted(url)))?;
+            (
+                Verifier::on_postgres(pool, config),
+                result_key_path(audit_key),
+            )
+        }
+        None => {
+            if let Some(audit_key) = &args.audit_key {
+                return Err(format!(
+                    "--audit-key {}: the SQLite store keeps its key beside the database ({}); --audit-key is for --db postgres://…",
+                    audit_key.display(),
+                    vigil_verifier::store::audit_key_path(&args.db).display()
+                )
+                .into());
+            }
+            let store =
+                Store::open(&args.db).map_err(|e| format!("opening {}: {e}", args.db.display()))?;
+            (Verifier::new(store, config), result_key_path(&args.db))
+        }
+    };
     let result_key = vigil_ear::ResultSigningKey::load_or_generate(&key_path)
         .map_err(|e| format!("result signing key {}: {e}", key_path.display()))?;
-    let mut verifier = Verifier::new(
-        store,
-        VerifierConfig {
-            nonce_ttl_secs: args.nonce_ttl,
-            allow_tofu: args.tofu,
-            allow_no_baseline: args.allow_no_baseline,
-            result_ttl_secs: args.result_ttl,
-            ima_full_lists: args.full_ima_lists,
-            ..VerifierConfig::default()
-        },
-    )
-    .with_result_key(result_key);
+    let mut verifier = verifier.with_result_key(result_key);
     if let Some(dir) = &args.rim_dir {
         let rims =
             vigil_nvidia::RimStore::load_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -192,6 +250,12 @@ pub(crate) fn open_verifier(args: &StoreArgs) -> Result<Arc<Verifier>, AnyError>
     Ok(Arc::new(verifier))
 }
 
+/// `host-pid`: unique among live replicas without configuration.
+fn default_replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
+}
+
 /// Where the result-signing key of the database at `db` is kept (created on first start).
 pub(crate) fn result_key_path(db: &std::path::Path) -> PathBuf {
     let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
@@ -200,6 +264,13 @@ pub(crate) fn result_key_path(db: &std::path::Path) -> PathBuf {
 }
 
 pub(crate) fn open_existing_store(db: &std::path::Path) -> Result<Store, AnyError> {
+    if let Some(url) = postgres_url(db) {
+        return Err(format!(
+            "--db {}: this command reads an embedded SQLite store; with PostgreSQL use a replica's gRPC API (`--verifier`), `vigil audit verify --db <URL>`, or `vigil db` (docs/replicas.md)",
+            vigil_pgstore::redacted(url)
+        )
+        .into());
+    }
     if !db.exists() {
         return Err(format!("no database at {}", db.display()).into());
     }

@@ -93,6 +93,8 @@ pub const SECTIONS: &[Section] = &[
             key("baseline_keys", "VIGIL_BASELINE_KEYS", Text),
             key("nonce_ttl", "VIGIL_NONCE_TTL", Integer),
             key("result_ttl", "VIGIL_RESULT_TTL", Integer),
+            key("audit_key", "VIGIL_AUDIT_KEY", Text),
+            key("replica_id", "VIGIL_REPLICA_ID", Text),
         ],
     },
     Section {
