@@ -51,7 +51,7 @@ pub struct PgPool {
     audit_key: Arc<AuditSigningKey>,
     state: Mutex<PoolState>,
     returned: Condvar,
-    writes: GroupCommit<Connection>,
+    writes: GroupCommit<PgWriter>,
 }
 
 impl PgPool {
@@ -66,13 +66,17 @@ impl PgPool {
         Ok(PgPool {
             url: url.to_owned(),
             replica_id: replica_id.to_owned(),
-            audit_key,
+            audit_key: Arc::clone(&audit_key),
             state: Mutex::new(PoolState {
                 idle: Vec::new(),
                 open: 0,
             }),
             returned: Condvar::new(),
-            writes: GroupCommit::new(Connection(Some(writer))),
+            writes: GroupCommit::new(PgWriter {
+                url: url.to_owned(),
+                audit_key,
+                connection: Connection(Some(writer)),
+            }),
         })
     }
 
@@ -166,7 +170,7 @@ impl PgPool {
     }
 
     /// Holds the writer, so writes queue up (tests of group commit).
-    pub fn hold_writer(&self) -> Result<std::sync::MutexGuard<'_, Connection>, VerifierError> {
+    pub fn hold_writer(&self) -> Result<std::sync::MutexGuard<'_, PgWriter>, VerifierError> {
         self.writes.hold_writer()
     }
 
@@ -176,15 +180,45 @@ impl PgPool {
     }
 }
 
-impl BatchWriter for Connection {
+/// The replica's writer connection, opened again when the database closed it (a restart, a
+/// failover, an administrator's `pg_terminate_backend`), so one lost connection does not
+/// fail every later write.
+pub struct PgWriter {
+    url: String,
+    audit_key: Arc<AuditSigningKey>,
+    connection: Connection,
+}
+
+impl PgWriter {
+    fn client(&mut self) -> Result<&mut PgStore, String> {
+        let broken = self
+            .connection
+            .0
+            .as_mut()
+            .is_none_or(|client| client.client().is_closed());
+        if broken {
+            // The old client is closed off this thread (see `Connection`).
+            self.connection = Connection(None);
+            let client = PgStore::connect(&self.url, Arc::clone(&self.audit_key))
+                .map_err(|e| format!("reconnecting: {}", from_pg(e)))?;
+            self.connection = Connection(Some(client));
+        }
+        self.connection
+            .0
+            .as_mut()
+            .ok_or_else(|| "the database connection is gone".to_owned())
+    }
+}
+
+impl BatchWriter for PgWriter {
     /// One transaction for the batch, the log lock first (before any row lock, so two
     /// replicas' batches cannot deadlock), a savepoint per job, one COMMIT.
     fn run_batch(&mut self, batch: Vec<Job>) -> (Vec<Finish>, Result<(), String>) {
         let mut finishers = Vec::with_capacity(batch.len());
         let mut pending = batch.into_iter();
-        let committed = match self.0.as_mut() {
-            None => Err("the database connection is gone".to_owned()),
-            Some(client) => client
+        let committed = match self.client() {
+            Err(reason) => Err(reason),
+            Ok(client) => client
                 .write(|tx| {
                     tx.lock_log()?;
                     for job in pending.by_ref() {

@@ -155,3 +155,59 @@ fn a_pool_is_dropped_safely_on_an_async_thread() {
     // connections on a thread of their own instead of panicking.
     runtime.block_on(async move { drop(pool) });
 }
+
+#[test]
+fn a_replica_reconnects_after_the_database_closed_its_connections() {
+    let Some(server) = harness::PgServer::start() else {
+        return;
+    };
+    let pool = PgPool::connect(&server.url(), key(), "a").expect("replica");
+    pool.write(|store| Ok(store.record_event(&event(0))?))
+        .expect("first write");
+    pool.read(|store| store.verdict_count())
+        .expect("read")
+        .expect("count");
+    // An administrator (or a failover) ends every session of the role but this one.
+    let mut admin = vigil_pgstore::connect_client(&server.url()).expect("admin connection");
+    let ended = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE usename = current_user AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .expect("terminate the replica's sessions");
+    assert!(ended.len() >= 2, "the writer and a reader were ended");
+    // A write that meets the dead connection fails, unacknowledged; the next one reconnects.
+    let mut acknowledged = vec![0];
+    for i in 1..=3 {
+        if pool
+            .write(move |store| Ok(store.record_event(&event(i))?))
+            .is_ok()
+        {
+            acknowledged.push(i);
+        }
+    }
+    assert!(
+        acknowledged.len() >= 3,
+        "writes resume after the reconnection: {acknowledged:?}"
+    );
+    let read_again =
+        (0..2).any(|_| matches!(pool.read(|store| store.audit_tree_size()), Ok(Ok(_))));
+    assert!(read_again, "reads resume after the reconnection");
+    let subjects: Vec<String> = pool
+        .read(|store| {
+            let size = store.audit_tree_size()?;
+            Ok::<_, StoreError>(
+                store
+                    .audit_entries(0, size)?
+                    .into_iter()
+                    .map(|e| e.entry.subject)
+                    .collect(),
+            )
+        })
+        .expect("read")
+        .expect("entries");
+    let expected: Vec<String> = acknowledged.iter().map(|i| format!("node-{i}")).collect();
+    assert_eq!(subjects, expected, "every acknowledged write, nothing else");
+    drop(admin);
+}

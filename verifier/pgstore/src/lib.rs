@@ -368,6 +368,14 @@ fn now_unix() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Compresses this session's large values (results, audit entries, evidence: about 250 KB
+/// per 8-GPU verdict) with lz4 instead of PostgreSQL's default pglz, which cost the database
+/// 2.6 times the CPU per verdict under load (BENCHMARKS.md). A server built without lz4 keeps
+/// pglz: the values are the same either way, only their compression differs.
+fn prefer_lz4(client: &mut postgres::Client) {
+    let _ = client.batch_execute("SET default_toast_compression = 'lz4'");
+}
+
 /// A connection with no store around it, for tools that only read or only migrate
 /// (`vigil audit verify`, `vigil db migrate`): no signing key needed, nothing written.
 /// Password and TLS as [`PgStore::connect`].
@@ -408,6 +416,7 @@ impl PgStore {
     pub fn connect(url: &str, audit_key: Arc<AuditSigningKey>) -> Result<Self, PgStoreError> {
         let mut client = connect::client(url, &connect::Env::process())?;
         migrate(&mut client)?;
+        prefer_lz4(&mut client);
         let presented = audit_key.public_key().to_verifier_key();
         client
             .execute(

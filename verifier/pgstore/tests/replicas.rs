@@ -1337,3 +1337,29 @@ fn the_audit_frontier_cache_follows_other_replicas_and_rollbacks() {
         vigil_audit::root_hash(&reference, size).unwrap()
     );
 }
+
+#[test]
+fn large_results_are_compressed_with_lz4() {
+    let Some(pg) = harness::PgServer::start() else {
+        return;
+    };
+    let mut store = PgStore::open(&pg.url(), key()).unwrap();
+    store.insert_node(&node("gpu-1")).unwrap();
+    // A result the size of a few GPUs' claims: compressible, well past the TOAST threshold.
+    let claims: Vec<String> = (0..400)
+        .map(|i| format!(r#"{{"name":"gpu[{}].claim.{i}","value":"ok"}}"#, i % 8))
+        .collect();
+    let result = format!(r#"{{"claims":[{}]}}"#, claims.join(","));
+    store
+        .record_verdict("gpu-1", b"n-lz4", 40, "pass", &result, b"ev", true)
+        .unwrap();
+    let row = store
+        .client()
+        .query_one(
+            "SELECT pg_column_compression(result_json) FROM verdicts WHERE nonce = $1",
+            &[&b"n-lz4".as_slice()],
+        )
+        .unwrap();
+    let method: Option<String> = row.get(0);
+    assert_eq!(method.as_deref(), Some("lz4"), "not pglz: see prefer_lz4");
+}
