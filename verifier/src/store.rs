@@ -1078,17 +1078,7 @@ fn backfill_verdict_evidence(tx: &Connection) -> Result<(), StoreError> {
     }
     let size = vigil_audit::tree_size(tx)?;
     for stored in vigil_audit::read_entries(tx, 0, size)? {
-        let entry = stored.entry;
-        if entry.kind != "verdict" {
-            continue;
-        }
-        let (Some(id), Some(digest)) = (
-            entry.body["verdict_id"].as_i64(),
-            entry.body["evidence"]
-                .as_str()
-                .and_then(|e| e.strip_prefix("sha256:"))
-                .filter(|d| vigil_audit::blob::is_digest(d)),
-        ) else {
+        let Some((id, digest)) = stored.entry.verdict_evidence() else {
             continue;
         };
         tx.execute(

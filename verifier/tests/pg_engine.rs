@@ -31,6 +31,22 @@ fn event(i: usize) -> AuditEntry {
     }
 }
 
+/// The subjects of the audit log's entries, in log order.
+fn logged_subjects(pool: &PgPool) -> Vec<String> {
+    pool.read(|store| {
+        let size = store.audit_tree_size()?;
+        Ok::<_, StoreError>(
+            store
+                .audit_entries(0, size)?
+                .into_iter()
+                .map(|e| e.entry.subject)
+                .collect::<Vec<String>>(),
+        )
+    })
+    .expect("read")
+    .expect("entries")
+}
+
 #[test]
 fn a_nonce_issued_by_one_replica_is_used_once_across_both() {
     let Some(server) = harness::PgServer::start() else {
@@ -97,19 +113,7 @@ fn queued_writes_commit_together_and_a_failing_one_is_undone_alone() {
     let counts = pool.commit_counts();
     assert_eq!(counts.writes, count as u64);
     assert_eq!(counts.commits, 1, "one COMMIT carried every queued write");
-    let subjects: Vec<String> = pool
-        .read(|store| {
-            let size = store.audit_tree_size()?;
-            Ok::<_, StoreError>(
-                store
-                    .audit_entries(0, size)?
-                    .into_iter()
-                    .map(|e| e.entry.subject)
-                    .collect(),
-            )
-        })
-        .expect("read")
-        .expect("entries");
+    let subjects: Vec<String> = logged_subjects(&pool);
     let mut expected: Vec<String> = (0..count)
         .filter(|i| *i != 3)
         .map(|i| format!("node-{i}"))
@@ -194,19 +198,7 @@ fn a_replica_reconnects_after_the_database_closed_its_connections() {
     let read_again =
         (0..2).any(|_| matches!(pool.read(|store| store.audit_tree_size()), Ok(Ok(_))));
     assert!(read_again, "reads resume after the reconnection");
-    let subjects: Vec<String> = pool
-        .read(|store| {
-            let size = store.audit_tree_size()?;
-            Ok::<_, StoreError>(
-                store
-                    .audit_entries(0, size)?
-                    .into_iter()
-                    .map(|e| e.entry.subject)
-                    .collect(),
-            )
-        })
-        .expect("read")
-        .expect("entries");
+    let subjects: Vec<String> = logged_subjects(&pool);
     let expected: Vec<String> = acknowledged.iter().map(|i| format!("node-{i}")).collect();
     assert_eq!(subjects, expected, "every acknowledged write, nothing else");
     drop(admin);

@@ -85,6 +85,21 @@ pub enum EncodingError {
 }
 
 impl AuditEntry {
+    /// A verdict entry's `(verdict_id, evidence digest)`: how a store links its verdict rows
+    /// to the evidence blobs the log names. `None` for other entries, or a verdict entry
+    /// without both (older entries).
+    pub fn verdict_evidence(&self) -> Option<(i64, &str)> {
+        if self.kind != "verdict" {
+            return None;
+        }
+        let id = self.body["verdict_id"].as_i64()?;
+        let digest = self.body["evidence"]
+            .as_str()
+            .and_then(|e| e.strip_prefix("sha256:"))
+            .filter(|d| crate::blob::is_digest(d))?;
+        Some((id, digest))
+    }
+
     /// The canonical encoding (module docs); this is what the leaf hash covers.
     pub fn encode(&self) -> Result<Vec<u8>, EncodingError> {
         let body = canonical_json(&self.body)?;

@@ -403,7 +403,127 @@ pub fn recorded_signer(
     }
 }
 
+/// The one-statement reads and writes (each one query of [`queries`]) that a connection
+/// (autocommit) and a transaction both offer, written once for both.
+macro_rules! one_statement_methods {
+    () => {
+        pub fn node(&mut self, node_id: &str) -> Result<Option<NodeRecord>, PgStoreError> {
+            queries::node(&mut self.conn(), node_id)
+        }
+
+        /// Every node, by id (bytewise, as SQLite orders them).
+        pub fn nodes(&mut self) -> Result<Vec<NodeRecord>, PgStoreError> {
+            queries::nodes(&mut self.conn())
+        }
+
+        /// Status changes with `seq >= from`, in seq order, at most `limit`.
+        pub fn status_changes(
+            &mut self,
+            from: i64,
+            limit: i64,
+        ) -> Result<Vec<StatusChange>, PgStoreError> {
+            queries::status_changes(&mut self.conn(), from, limit)
+        }
+
+        pub fn latest_status_seq(&mut self) -> Result<i64, PgStoreError> {
+            queries::latest_status_seq(&mut self.conn())
+        }
+
+        /// Recorded verdicts, oldest first; only `node_id`'s when given.
+        pub fn verdicts(
+            &mut self,
+            node_id: Option<&str>,
+        ) -> Result<Vec<VerdictRecord>, PgStoreError> {
+            queries::verdicts(&mut self.conn(), node_id)
+        }
+
+        /// Each node's latest verdict, by node id (the SQLite store's `latest_verdicts`).
+        pub fn latest_verdicts(&mut self) -> Result<Vec<VerdictRecord>, PgStoreError> {
+            queries::latest_verdicts(&mut self.conn())
+        }
+
+        /// The newest `limit` verdicts (only `node_id`'s when given), newest first. A negative
+        /// `limit` is refused.
+        pub fn recent_verdicts(
+            &mut self,
+            node_id: Option<&str>,
+            limit: i64,
+        ) -> Result<Vec<VerdictRecord>, PgStoreError> {
+            queries::recent_verdicts(&mut self.conn(), node_id, limit)
+        }
+
+        pub fn verdict_count(&mut self) -> Result<i64, PgStoreError> {
+            queries::verdict_count(&mut self.conn())
+        }
+
+        /// The node's IMA state as stored (`baseline`, `state_json`); the verifier decodes it.
+        pub fn ima_state_json(
+            &mut self,
+            node_id: &str,
+        ) -> Result<Option<(String, String)>, PgStoreError> {
+            queries::ima_state_json(&mut self.conn(), node_id)
+        }
+
+        pub fn put_ima_state_json(
+            &mut self,
+            node_id: &str,
+            baseline: &str,
+            state_json: &str,
+            now: i64,
+        ) -> Result<(), PgStoreError> {
+            queries::put_ima_state_json(&mut self.conn(), node_id, baseline, state_json, now)
+        }
+
+        pub fn delete_ima_state(&mut self, node_id: &str) -> Result<(), PgStoreError> {
+            queries::delete_ima_state(&mut self.conn(), node_id)
+        }
+
+        /// Records the GPUs a node proved (JSON list).
+        pub fn set_gpu_identities(
+            &mut self,
+            node_id: &str,
+            identities: &str,
+        ) -> Result<(), PgStoreError> {
+            queries::set_gpu_identities(&mut self.conn(), node_id, identities)
+        }
+
+        /// The GPUs a node last proved (`[]` when none or unknown node).
+        pub fn gpu_identities(&mut self, node_id: &str) -> Result<String, PgStoreError> {
+            queries::gpu_identities(&mut self.conn(), node_id)
+        }
+
+        /// Version `version` of `name`, or its latest.
+        pub fn baseline(
+            &mut self,
+            name: &str,
+            version: Option<i64>,
+        ) -> Result<Option<StoredBaseline>, PgStoreError> {
+            queries::baseline(&mut self.conn(), name, version)
+        }
+
+        /// Every version of every baseline, by name (bytewise) then version.
+        pub fn baselines(&mut self) -> Result<Vec<StoredBaseline>, PgStoreError> {
+            queries::baselines(&mut self.conn())
+        }
+
+        /// Group -> baseline name.
+        pub fn baseline_assignments(&mut self) -> Result<BTreeMap<String, String>, PgStoreError> {
+            queries::baseline_assignments(&mut self.conn())
+        }
+
+        /// The latest version of the baseline assigned to `group`.
+        pub fn baseline_for_group(
+            &mut self,
+            group: &str,
+        ) -> Result<Option<StoredBaseline>, PgStoreError> {
+            queries::baseline_for_group(&mut self.conn(), group)
+        }
+    };
+}
+
 impl PgStore {
+    one_statement_methods!();
+
     /// Connects to `url` (`postgres://user@host:port/db`), migrates, and checks that
     /// `audit_key` is the key the log is signed with (recording it if it is the first).
     ///
@@ -520,15 +640,6 @@ impl PgStore {
         queries::prune_nonces(&mut self.conn(), cutoff)
     }
 
-    pub fn node(&mut self, node_id: &str) -> Result<Option<NodeRecord>, PgStoreError> {
-        queries::node(&mut self.conn(), node_id)
-    }
-
-    /// Every node, by id (bytewise, as SQLite orders them).
-    pub fn nodes(&mut self) -> Result<Vec<NodeRecord>, PgStoreError> {
-        queries::nodes(&mut self.conn())
-    }
-
     /// Records a node on first contact; false if it exists.
     pub fn insert_node(&mut self, node: &NodeRecord) -> Result<bool, PgStoreError> {
         self.write(|tx| tx.insert_node(node))
@@ -593,79 +704,6 @@ impl PgStore {
         self.write(|tx| tx.prune_evidence(cutoff, now))
     }
 
-    /// Status changes with `seq >= from`, in seq order, at most `limit`.
-    pub fn status_changes(
-        &mut self,
-        from: i64,
-        limit: i64,
-    ) -> Result<Vec<StatusChange>, PgStoreError> {
-        queries::status_changes(&mut self.conn(), from, limit)
-    }
-
-    pub fn latest_status_seq(&mut self) -> Result<i64, PgStoreError> {
-        queries::latest_status_seq(&mut self.conn())
-    }
-
-    /// Recorded verdicts, oldest first; only `node_id`'s when given.
-    pub fn verdicts(&mut self, node_id: Option<&str>) -> Result<Vec<VerdictRecord>, PgStoreError> {
-        queries::verdicts(&mut self.conn(), node_id)
-    }
-
-    /// Each node's latest verdict, by node id (the SQLite store's `latest_verdicts`).
-    pub fn latest_verdicts(&mut self) -> Result<Vec<VerdictRecord>, PgStoreError> {
-        queries::latest_verdicts(&mut self.conn())
-    }
-
-    /// The newest `limit` verdicts (only `node_id`'s when given), newest first. A negative
-    /// `limit` is refused.
-    pub fn recent_verdicts(
-        &mut self,
-        node_id: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<VerdictRecord>, PgStoreError> {
-        queries::recent_verdicts(&mut self.conn(), node_id, limit)
-    }
-
-    pub fn verdict_count(&mut self) -> Result<i64, PgStoreError> {
-        queries::verdict_count(&mut self.conn())
-    }
-
-    /// The node's IMA state as stored (`baseline`, `state_json`); the verifier decodes it.
-    pub fn ima_state_json(
-        &mut self,
-        node_id: &str,
-    ) -> Result<Option<(String, String)>, PgStoreError> {
-        queries::ima_state_json(&mut self.conn(), node_id)
-    }
-
-    pub fn put_ima_state_json(
-        &mut self,
-        node_id: &str,
-        baseline: &str,
-        state_json: &str,
-        now: i64,
-    ) -> Result<(), PgStoreError> {
-        queries::put_ima_state_json(&mut self.conn(), node_id, baseline, state_json, now)
-    }
-
-    pub fn delete_ima_state(&mut self, node_id: &str) -> Result<(), PgStoreError> {
-        queries::delete_ima_state(&mut self.conn(), node_id)
-    }
-
-    /// Records the GPUs a node proved (JSON list).
-    pub fn set_gpu_identities(
-        &mut self,
-        node_id: &str,
-        identities: &str,
-    ) -> Result<(), PgStoreError> {
-        queries::set_gpu_identities(&mut self.conn(), node_id, identities)
-    }
-
-    /// The GPUs a node last proved (`[]` when none or unknown node).
-    pub fn gpu_identities(&mut self, node_id: &str) -> Result<String, PgStoreError> {
-        queries::gpu_identities(&mut self.conn(), node_id)
-    }
-
     /// Stores `baseline` as the next version of its name (the same content as the latest
     /// version returns that version), audited.
     pub fn put_baseline(
@@ -673,20 +711,6 @@ impl PgStore {
         baseline: &NewBaseline<'_>,
     ) -> Result<StoredBaseline, PgStoreError> {
         self.write(|tx| tx.put_baseline(baseline))
-    }
-
-    /// Version `version` of `name`, or its latest.
-    pub fn baseline(
-        &mut self,
-        name: &str,
-        version: Option<i64>,
-    ) -> Result<Option<StoredBaseline>, PgStoreError> {
-        queries::baseline(&mut self.conn(), name, version)
-    }
-
-    /// Every version of every baseline, by name (bytewise) then version.
-    pub fn baselines(&mut self) -> Result<Vec<StoredBaseline>, PgStoreError> {
-        queries::baselines(&mut self.conn())
     }
 
     /// Points `group` at baseline `name`, audited.
@@ -701,18 +725,6 @@ impl PgStore {
         self.write(|tx| tx.assign_baseline(group, name, author, reason, time))
     }
 
-    /// Group -> baseline name.
-    pub fn baseline_assignments(&mut self) -> Result<BTreeMap<String, String>, PgStoreError> {
-        queries::baseline_assignments(&mut self.conn())
-    }
-
-    /// The latest version of the baseline assigned to `group`.
-    pub fn baseline_for_group(
-        &mut self,
-        group: &str,
-    ) -> Result<Option<StoredBaseline>, PgStoreError> {
-        queries::baseline_for_group(&mut self.conn(), group)
-    }
     /// Takes the lease of up to `limit` due nodes for `replica_id` until `now + lease_secs`
     /// and returns their ids. Due: no lease, or its lease expired at or before `now` (a dead
     /// replica's nodes come back that way). No node is ever leased to two replicas at once.
@@ -810,6 +822,8 @@ impl PgStore {
 }
 
 impl<'a> PgTx<'a> {
+    one_statement_methods!();
+
     /// Runs `body` in a savepoint: its writes are kept (released into the transaction) when it
     /// succeeds and undone when it fails, leaving the rest of the batch.
     ///
@@ -992,102 +1006,6 @@ impl<'a> PgTx<'a> {
     /// See [`PgStore::prune_nonces`].
     pub fn prune_nonces(&mut self, cutoff: i64) -> Result<u64, PgStoreError> {
         queries::prune_nonces(&mut self.conn(), cutoff)
-    }
-
-    pub fn node(&mut self, node_id: &str) -> Result<Option<NodeRecord>, PgStoreError> {
-        queries::node(&mut self.conn(), node_id)
-    }
-
-    pub fn nodes(&mut self) -> Result<Vec<NodeRecord>, PgStoreError> {
-        queries::nodes(&mut self.conn())
-    }
-
-    pub fn status_changes(
-        &mut self,
-        from: i64,
-        limit: i64,
-    ) -> Result<Vec<StatusChange>, PgStoreError> {
-        queries::status_changes(&mut self.conn(), from, limit)
-    }
-
-    pub fn latest_status_seq(&mut self) -> Result<i64, PgStoreError> {
-        queries::latest_status_seq(&mut self.conn())
-    }
-
-    pub fn verdicts(&mut self, node_id: Option<&str>) -> Result<Vec<VerdictRecord>, PgStoreError> {
-        queries::verdicts(&mut self.conn(), node_id)
-    }
-
-    pub fn latest_verdicts(&mut self) -> Result<Vec<VerdictRecord>, PgStoreError> {
-        queries::latest_verdicts(&mut self.conn())
-    }
-
-    pub fn recent_verdicts(
-        &mut self,
-        node_id: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<VerdictRecord>, PgStoreError> {
-        queries::recent_verdicts(&mut self.conn(), node_id, limit)
-    }
-
-    pub fn verdict_count(&mut self) -> Result<i64, PgStoreError> {
-        queries::verdict_count(&mut self.conn())
-    }
-
-    pub fn ima_state_json(
-        &mut self,
-        node_id: &str,
-    ) -> Result<Option<(String, String)>, PgStoreError> {
-        queries::ima_state_json(&mut self.conn(), node_id)
-    }
-
-    pub fn put_ima_state_json(
-        &mut self,
-        node_id: &str,
-        baseline: &str,
-        state_json: &str,
-        now: i64,
-    ) -> Result<(), PgStoreError> {
-        queries::put_ima_state_json(&mut self.conn(), node_id, baseline, state_json, now)
-    }
-
-    pub fn delete_ima_state(&mut self, node_id: &str) -> Result<(), PgStoreError> {
-        queries::delete_ima_state(&mut self.conn(), node_id)
-    }
-
-    pub fn set_gpu_identities(
-        &mut self,
-        node_id: &str,
-        identities: &str,
-    ) -> Result<(), PgStoreError> {
-        queries::set_gpu_identities(&mut self.conn(), node_id, identities)
-    }
-
-    pub fn gpu_identities(&mut self, node_id: &str) -> Result<String, PgStoreError> {
-        queries::gpu_identities(&mut self.conn(), node_id)
-    }
-
-    pub fn baseline(
-        &mut self,
-        name: &str,
-        version: Option<i64>,
-    ) -> Result<Option<StoredBaseline>, PgStoreError> {
-        queries::baseline(&mut self.conn(), name, version)
-    }
-
-    pub fn baselines(&mut self) -> Result<Vec<StoredBaseline>, PgStoreError> {
-        queries::baselines(&mut self.conn())
-    }
-
-    pub fn baseline_assignments(&mut self) -> Result<BTreeMap<String, String>, PgStoreError> {
-        queries::baseline_assignments(&mut self.conn())
-    }
-
-    pub fn baseline_for_group(
-        &mut self,
-        group: &str,
-    ) -> Result<Option<StoredBaseline>, PgStoreError> {
-        queries::baseline_for_group(&mut self.conn(), group)
     }
 
     pub fn insert_nonce(
@@ -1485,17 +1403,7 @@ fn backfill_verdict_evidence(c: &mut impl postgres::GenericClient) -> Result<(),
     }
     let size = audit::tree_size(c)?;
     for stored in audit::read_entries(c, 0, size)? {
-        let entry = stored.entry;
-        if entry.kind != "verdict" {
-            continue;
-        }
-        let (Some(id), Some(digest)) = (
-            entry.body["verdict_id"].as_i64(),
-            entry.body["evidence"]
-                .as_str()
-                .and_then(|e| e.strip_prefix("sha256:"))
-                .filter(|d| vigil_audit::blob::is_digest(d)),
-        ) else {
+        let Some((id, digest)) = stored.entry.verdict_evidence() else {
             continue;
         };
         c.execute(
