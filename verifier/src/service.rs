@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::store_baselines::BaselineProto;
 use tonic::{Request, Response, Status};
 use vigil_proto::v1;
 use vigil_proto::v1::verifier_server::Verifier as VerifierRpc;

@@ -8,23 +8,17 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::store::{Store, StoreError, VerdictRecord, db, verdict_from_row};
 
-/// One immutable baseline version.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct StoredBaseline {
-    pub name: String,
-    pub version: i64,
-    pub sha256: String,
-    pub body: String,
-    pub author: String,
-    pub reason: String,
-    pub created_at: i64,
-    pub signed_by: Option<String>,
-    pub rules: i64,
+/// The baseline records, one definition for both engines (vigil-pgstore's).
+pub use vigil_pgstore::{NewBaseline, StoredBaseline};
+
+/// The gRPC form of a stored baseline version.
+pub trait BaselineProto {
+    /// `with_body` includes the file (Get); List leaves it out.
+    fn to_proto(&self, with_body: bool) -> vigil_proto::v1::BaselineVersion;
 }
 
-impl StoredBaseline {
-    /// The gRPC form; `with_body` includes the file (Get), List leaves it out.
-    pub fn to_proto(&self, with_body: bool) -> vigil_proto::v1::BaselineVersion {
+impl BaselineProto for StoredBaseline {
+    fn to_proto(&self, with_body: bool) -> vigil_proto::v1::BaselineVersion {
         vigil_proto::v1::BaselineVersion {
             name: self.name.clone(),
             version: self.version,
@@ -41,18 +35,6 @@ impl StoredBaseline {
             rules: i32::try_from(self.rules).unwrap_or(i32::MAX),
         }
     }
-}
-
-/// A new version to store (its number is assigned by the store).
-pub struct NewBaseline<'a> {
-    pub name: &'a str,
-    pub sha256: &'a str,
-    pub body: &'a str,
-    pub author: &'a str,
-    pub reason: &'a str,
-    pub signed_by: Option<&'a str>,
-    pub rules: i64,
-    pub time: i64,
 }
 
 const COLUMNS: &str = "name, version, sha256, body, author, reason, created_at, signed_by, rules";

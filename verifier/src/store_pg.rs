@@ -263,20 +263,6 @@ pub fn from_pg(error: PgStoreError) -> StoreError {
     }
 }
 
-fn baseline_from_pg(b: vigil_pgstore::StoredBaseline) -> StoredBaseline {
-    StoredBaseline {
-        name: b.name,
-        version: b.version,
-        sha256: b.sha256,
-        body: b.body,
-        author: b.author,
-        reason: b.reason,
-        created_at: b.created_at,
-        signed_by: b.signed_by,
-        rules: b.rules,
-    }
-}
-
 /// One transaction on the shared database, as the verifier's store.
 struct PgOps<'t, 'a>(&'t mut PgTx<'a>);
 
@@ -403,39 +389,17 @@ impl StoreOps for PgOps<'_, '_> {
         })
     }
     fn put_baseline(&mut self, new: &NewBaseline<'_>) -> Result<StoredBaseline, StoreError> {
-        self.0
-            .put_baseline(&vigil_pgstore::NewBaseline {
-                name: new.name,
-                sha256: new.sha256,
-                body: new.body,
-                author: new.author,
-                reason: new.reason,
-                signed_by: new.signed_by,
-                rules: new.rules,
-                time: new.time,
-            })
-            .map(baseline_from_pg)
-            .map_err(from_pg)
+        self.0.put_baseline(new).map_err(from_pg)
     }
     fn baseline(
         &mut self,
         name: &str,
         version: Option<i64>,
     ) -> Result<Option<StoredBaseline>, StoreError> {
-        Ok(self
-            .0
-            .baseline(name, version)
-            .map_err(from_pg)?
-            .map(baseline_from_pg))
+        self.0.baseline(name, version).map_err(from_pg)
     }
     fn baselines(&mut self) -> Result<Vec<StoredBaseline>, StoreError> {
-        Ok(self
-            .0
-            .baselines()
-            .map_err(from_pg)?
-            .into_iter()
-            .map(baseline_from_pg)
-            .collect())
+        self.0.baselines().map_err(from_pg)
     }
     fn assign_baseline(
         &mut self,
@@ -447,7 +411,6 @@ impl StoreOps for PgOps<'_, '_> {
     ) -> Result<StoredBaseline, StoreError> {
         self.0
             .assign_baseline(group, name, author, reason, time)
-            .map(baseline_from_pg)
             .map_err(from_pg)
     }
     fn baseline_assignments(
@@ -461,11 +424,7 @@ impl StoreOps for PgOps<'_, '_> {
             .collect())
     }
     fn baseline_for_group(&mut self, group: &str) -> Result<Option<StoredBaseline>, StoreError> {
-        Ok(self
-            .0
-            .baseline_for_group(group)
-            .map_err(from_pg)?
-            .map(baseline_from_pg))
+        self.0.baseline_for_group(group).map_err(from_pg)
     }
     fn audit_tree_size(&mut self) -> Result<u64, StoreError> {
         vigil_pgstore::audit::tree_size(self.0.transaction()).map_err(from_pg)

@@ -220,8 +220,9 @@ pub struct StatusChange {
     pub result_json: String,
 }
 
-/// One immutable baseline version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One immutable baseline version (both engines' record; serialised in `vigil baseline list
+/// --json`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StoredBaseline {
     pub name: String,
     pub version: i64,

@@ -9,6 +9,7 @@ use vigil_proto::v1;
 use vigil_verifier::attest::unix_now;
 use vigil_verifier::baseline::{self, signature};
 use vigil_verifier::report::{AttestationReport, Verdict, format_unix_utc};
+use vigil_verifier::store_baselines::BaselineProto;
 
 use crate::{AnyError, StoreArgs, open_verifier, runtime, verifier_channel};
 use vigil_tls::Role;
