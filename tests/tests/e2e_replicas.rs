@@ -167,24 +167,64 @@ fn assert_replay(result: &AttestationResult, what: &str) {
     );
 }
 
-#[test]
-fn register_through_a_verify_through_b_watch_on_a_sees_it() {
-    let started = Instant::now();
-    let Some(pg) = PgServer::start() else {
-        return;
-    };
+/// Two replicas (A and B, not polling) on a fresh PostgreSQL, sharing one audit key, and one
+/// attester with an EK certificate their `--ek-roots` trust. Fields drop in order: servers
+/// first, the database last.
+struct TwoReplicas {
+    a: Server,
+    b: Server,
+    attester: Server,
+    key: std::path::PathBuf,
+    _tpm: Swtpm,
+    _ca: EkCa,
+    _dir: TempDir,
+    _pg: PgServer,
+}
+
+/// `None` (the harness said why) when PostgreSQL is not installed outside CI.
+fn two_replicas(label: &str, node: &str) -> Option<TwoReplicas> {
+    let pg = PgServer::start()?;
     let ca = EkCa::new();
     let tpm = Swtpm::start_with_ek_certificate(&ca);
     let trust = ca.trust_dir();
-    let dir = TempDir::new("replicas-watch");
+    let dir = TempDir::new(label);
     let key = dir.join("audit.key");
     let a = replica(&pg, &key, "A", &trust, 0);
     let b = replica(&pg, &key, "B", &trust, 0);
+    let attester = start_attester(&tpm, &dir.join("attester"), node, &[]);
+    Some(TwoReplicas {
+        a,
+        b,
+        attester,
+        key,
+        _tpm: tpm,
+        _ca: ca,
+        _dir: dir,
+        _pg: pg,
+    })
+}
+
+#[test]
+fn register_through_a_verify_through_b_watch_on_a_sees_it() {
+    let started = Instant::now();
+    let Some(setup) = two_replicas("replicas-watch", "replica-node") else {
+        return;
+    };
+    // Every field bound: a `..` would drop the database and the TPM right here.
+    let TwoReplicas {
+        a,
+        b,
+        attester,
+        key,
+        _tpm,
+        _ca,
+        _dir,
+        _pg,
+    } = setup;
     assert!(
         Path::new(&format!("{}.result-key", key.display())).is_file(),
         "the EAR result key lives beside the audit key"
     );
-    let attester = start_attester(&tpm, &dir.join("attester"), "replica-node", &[]);
 
     runtime().block_on(async {
         // Watch on A from the beginning, before anything happened.
@@ -290,17 +330,20 @@ fn register_through_a_verify_through_b_watch_on_a_sees_it() {
 #[test]
 fn a_nonce_from_a_answered_to_b_is_accepted_once_and_a_replay_to_a_is_refused() {
     let started = Instant::now();
-    let Some(pg) = PgServer::start() else {
+    let Some(setup) = two_replicas("replicas-nonce", "nonce-node") else {
         return;
     };
-    let ca = EkCa::new();
-    let tpm = Swtpm::start_with_ek_certificate(&ca);
-    let trust = ca.trust_dir();
-    let dir = TempDir::new("replicas-nonce");
-    let key = dir.join("audit.key");
-    let a = replica(&pg, &key, "A", &trust, 0);
-    let b = replica(&pg, &key, "B", &trust, 0);
-    let attester = start_attester(&tpm, &dir.join("attester"), "nonce-node", &[]);
+    // Every field bound: a `..` would drop the database and the TPM right here.
+    let TwoReplicas {
+        a,
+        b,
+        attester,
+        key: _,
+        _tpm,
+        _ca,
+        _dir,
+        _pg,
+    } = setup;
     register(&attester, &b);
 
     runtime().block_on(async {
@@ -339,17 +382,20 @@ fn the_same_evidence_sent_to_a_and_b_at_once_passes_exactly_once() {
     /// Presentations of each round's evidence to each replica, all at once.
     const PER_REPLICA: usize = 2;
     let started = Instant::now();
-    let Some(pg) = PgServer::start() else {
+    let Some(setup) = two_replicas("replicas-race", "race-node") else {
         return;
     };
-    let ca = EkCa::new();
-    let tpm = Swtpm::start_with_ek_certificate(&ca);
-    let trust = ca.trust_dir();
-    let dir = TempDir::new("replicas-race");
-    let key = dir.join("audit.key");
-    let a = replica(&pg, &key, "A", &trust, 0);
-    let b = replica(&pg, &key, "B", &trust, 0);
-    let attester = start_attester(&tpm, &dir.join("attester"), "race-node", &[]);
+    // Every field bound: a `..` would drop the database and the TPM right here.
+    let TwoReplicas {
+        a,
+        b,
+        attester,
+        key: _,
+        _tpm,
+        _ca,
+        _dir,
+        _pg,
+    } = setup;
     register(&attester, &a);
 
     runtime().block_on(async {
